@@ -1,0 +1,44 @@
+"""The Detector seam: a tiny online contract, plus the verdict a stream's pipeline emits."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
+
+Features = Mapping[str, float]
+
+SEVERITIES = ("none", "info", "warning", "error", "critical")
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """An online detector for one stream.
+
+    ``score_one`` returns a raw score where higher means more anomalous; it must only
+    use what ``learn_one`` has seen (detection is causal). ``warming_up`` is True while
+    the detector has not seen enough data for its scores to mean anything.
+    """
+
+    name: str
+
+    def learn_one(self, x: Features) -> None: ...
+
+    def score_one(self, x: Features) -> float: ...
+
+    @property
+    def warming_up(self) -> bool: ...
+
+
+@dataclasses.dataclass(slots=True)
+class Verdict:
+    """What a stream's pipeline says about one event."""
+
+    score: float  # calibrated to [0, 1]
+    threshold: float
+    is_anomaly: bool
+    severity: str  # one of SEVERITIES
+    warming_up: bool
+    detector: str
+    version: int  # model/state version: increments on refits and restores
+    contributions: dict[str, float] | None = None  # per-feature share of the score

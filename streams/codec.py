@@ -1,0 +1,259 @@
+"""The event contract: decode and validate input records, encode scored and dead-letter records.
+
+An input record holds one JSON event object or a JSON array of them. Every event either
+becomes an :class:`Event` or a :class:`DeadLetter` with a machine-readable reason; nothing
+raises and nothing is dropped. See docs/events.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import math
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from detectors.protocol import Verdict
+
+# Machine-readable dead-letter reasons (also the values of the dead-letter metric label).
+REASONS = {
+    "oversized": "the record is larger than max_record_bytes",
+    "empty": "the record has no value (null or empty)",
+    "not_json": "the value is not valid UTF-8 JSON",
+    "not_object": "the value is not a JSON object or an array of objects",
+    "too_many_events": "the array holds more events than max_events_per_record",
+    "missing_stream": "no 'stream' field and no record key",
+    "bad_stream": "'stream' is not a non-empty string of at most 256 characters",
+    "missing_value": "neither 'value' nor 'values' is present",
+    "bad_value": "'value'/'values' is not a finite number (or an object of them)",
+    "bad_ts": "'ts' is neither an RFC 3339 string nor Unix seconds",
+    "bad_tags": "'tags' is not an object of string values",
+    "bad_origin": "'_origin' is not a valid forwarding marker",
+}
+
+MAX_STREAM_LEN = 256
+MAX_FEATURES = 1000
+# Unix seconds beyond this are almost surely milliseconds (year 5138).
+MAX_UNIX_SECONDS = 1e11
+
+
+@dataclasses.dataclass(slots=True)
+class Source:
+    topic: str
+    partition: int
+    offset: int
+    index: int | None = None  # position within a JSON array record
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"topic": self.topic, "partition": self.partition, "offset": self.offset}
+        if self.index is not None:
+            d["index"] = self.index
+        return d
+
+
+@dataclasses.dataclass(slots=True)
+class Event:
+    stream: str
+    ts: float  # Unix seconds (event time)
+    features: dict[str, float]
+    multivariate: bool
+    tags: dict[str, str] | None
+    source: Source
+    forward: bool = False  # key does not name this stream: re-key it to its owner partition
+
+
+@dataclasses.dataclass(slots=True)
+class DeadLetter:
+    reason: str
+    message: str
+    raw: bytes | None
+    key: bytes | None
+    source: Source
+
+
+class _Invalid(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def parse_ts(raw: Any) -> float:
+    """RFC 3339 string or Unix seconds -> Unix seconds. Raises _Invalid('bad_ts')."""
+    if isinstance(raw, bool):
+        raise _Invalid("bad_ts", "'ts' is a boolean; send an RFC 3339 string or Unix seconds")
+    if isinstance(raw, int | float):
+        ts = float(raw)
+        if not math.isfinite(ts) or ts < 0:
+            raise _Invalid("bad_ts", f"'ts' {raw!r} is not a non-negative finite Unix time")
+        if ts > MAX_UNIX_SECONDS:
+            raise _Invalid(
+                "bad_ts",
+                f"'ts' {raw!r} is out of range for Unix seconds (milliseconds? divide by 1000)",
+            )
+        return ts
+    if isinstance(raw, str):
+        text = raw.strip()
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError:
+            raise _Invalid(
+                "bad_ts", f"'ts' {raw[:64]!r} is not RFC 3339 (e.g. 2026-11-26T10:00:00Z)"
+            ) from None
+        if dt.tzinfo is None:  # RFC 3339 requires an offset; read a bare time as UTC.
+            dt = dt.replace(tzinfo=timezone.utc)
+        return dt.timestamp()
+    raise _Invalid("bad_ts", f"'ts' has type {type(raw).__name__}; send a string or a number")
+
+
+def _number(name: str, raw: Any) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise _Invalid("bad_value", f"{name} is {type(raw).__name__}, expected a number")
+    value = float(raw)
+    if not math.isfinite(value):
+        raise _Invalid("bad_value", f"{name} is not finite")
+    return value
+
+
+def _event(
+    obj: Any, key: str | None, record_ts: float, source: Source
+) -> Event:
+    if not isinstance(obj, dict):
+        raise _Invalid("not_object", f"expected a JSON object, got {type(obj).__name__}")
+    stream = obj.get("stream", key)
+    if stream is None:
+        raise _Invalid("missing_stream", "no 'stream' field and the record has no key")
+    if not isinstance(stream, str) or not stream or len(stream) > MAX_STREAM_LEN:
+        raise _Invalid("bad_stream", f"'stream' must be a non-empty string of at most {MAX_STREAM_LEN} characters")
+    if "values" in obj:
+        values = obj["values"]
+        if not isinstance(values, dict) or not values:
+            raise _Invalid("bad_value", "'values' must be a non-empty object of numbers")
+        if len(values) > MAX_FEATURES:
+            raise _Invalid("bad_value", f"'values' has more than {MAX_FEATURES} features")
+        features = {str(k): _number(f"values.{k}"[:80], v) for k, v in values.items()}
+        multivariate = True
+    elif "value" in obj:
+        features = {"value": _number("'value'", obj["value"])}
+        multivariate = False
+    else:
+        raise _Invalid("missing_value", "the event has neither 'value' nor 'values'")
+    ts_raw = obj.get("ts")
+    ts = record_ts if ts_raw is None else parse_ts(ts_raw)
+    tags = obj.get("tags")
+    if tags is not None:
+        if not isinstance(tags, dict) or not all(
+            isinstance(v, str) and len(v) <= MAX_STREAM_LEN for v in tags.values()
+        ):
+            raise _Invalid("bad_tags", "'tags' must be an object whose values are strings")
+    origin = obj.get("_origin")
+    if origin is not None:
+        try:
+            source = Source(str(origin["topic"]), int(origin["partition"]), int(origin["offset"]),
+                            None if origin.get("index") is None else int(origin["index"]))
+        except (TypeError, KeyError, ValueError):
+            raise _Invalid("bad_origin", "'_origin' must hold topic, partition and offset") from None
+    return Event(stream, ts, features, multivariate, tags, source, forward=(key != stream))
+
+
+def decode_record(
+    key: bytes | None,
+    value: bytes | None,
+    record_ts_ms: int | None,
+    topic: str,
+    partition: int,
+    offset: int,
+    max_bytes: int,
+    max_events: int,
+) -> list[Event | DeadLetter]:
+    """Decode one input record into events and dead letters; never raises."""
+    source = Source(topic, partition, offset)
+    if value is not None and len(value) > max_bytes:
+        return [DeadLetter("oversized", f"record is {len(value)} bytes, larger than max_record_bytes={max_bytes}",
+                           value, key, source)]
+    if not value:
+        return [DeadLetter("empty", "record value is empty or null; send a JSON event", value, key, source)]
+    try:
+        key_text = key.decode("utf-8") if key else None
+    except UnicodeDecodeError:
+        key_text = None  # an undecodable key cannot name a stream; the body may still
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        return [DeadLetter("not_json", f"value is not valid JSON: {exc}"[:300], value, key, source)]
+    record_ts = (record_ts_ms or 0) / 1000.0
+    if isinstance(doc, list):
+        if not doc:
+            return [DeadLetter("empty", "the array holds no events", value, key, source)]
+        if len(doc) > max_events:
+            return [DeadLetter("too_many_events", f"the array holds {len(doc)} events, more than max_events_per_record={max_events}",
+                               value, key, source)]
+        out: list[Event | DeadLetter] = []
+        for i, item in enumerate(doc):
+            src = Source(topic, partition, offset, i)
+            try:
+                out.append(_event(item, key_text, record_ts, src))
+            except _Invalid as inv:
+                out.append(DeadLetter(inv.reason, inv.message, orjson.dumps(item), key, src))
+        return out
+    try:
+        return [_event(doc, key_text, record_ts, source)]
+    except _Invalid as inv:
+        return [DeadLetter(inv.reason, inv.message, value, key, source)]
+
+
+def encode_forward(event: Event) -> bytes:
+    """Re-keyed copy of an event for its owner partition; keeps its original source."""
+    doc: dict[str, Any] = {"stream": event.stream, "ts": event.ts, "_origin": event.source.as_dict()}
+    if event.multivariate:
+        doc["values"] = event.features
+    else:
+        doc["value"] = event.features["value"]
+    if event.tags:
+        doc["tags"] = event.tags
+    return orjson.dumps(doc)
+
+
+def scored_dict(event: Event, verdict: Verdict) -> dict[str, Any]:
+    doc: dict[str, Any] = {"stream": event.stream, "ts": event.ts}
+    if event.multivariate:
+        doc["values"] = event.features
+    else:
+        doc["value"] = event.features["value"]
+    if event.tags:
+        doc["tags"] = event.tags
+    doc["score"] = verdict.score
+    doc["threshold"] = verdict.threshold
+    doc["is_anomaly"] = verdict.is_anomaly
+    doc["severity"] = verdict.severity
+    doc["warming_up"] = verdict.warming_up
+    doc["detector"] = verdict.detector
+    doc["version"] = verdict.version
+    if verdict.contributions:
+        doc["contributions"] = verdict.contributions
+    doc["source"] = event.source.as_dict()
+    return doc
+
+
+def encode_scored(event: Event, verdict: Verdict) -> bytes:
+    return orjson.dumps(scored_dict(event, verdict))
+
+
+# Keeps a dead-letter record under the broker's default 1 MB message limit.
+MAX_DEADLETTER_RAW = 64 * 1024
+
+
+def encode_deadletter(dl: DeadLetter) -> bytes:
+    raw = dl.raw
+    doc: dict[str, Any] = {
+        "reason": dl.reason,
+        "message": dl.message,
+        "raw_b64": base64.b64encode(raw[:MAX_DEADLETTER_RAW]).decode("ascii") if raw is not None else None,
+        "raw_bytes": len(raw) if raw is not None else 0,
+        "raw_truncated": raw is not None and len(raw) > MAX_DEADLETTER_RAW,
+        "key_b64": base64.b64encode(dl.key).decode("ascii") if dl.key is not None else None,
+        "source": dl.source.as_dict(),
+    }
+    return orjson.dumps(doc)
