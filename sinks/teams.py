@@ -1,0 +1,95 @@
+"""Microsoft Teams sink: an Adaptive Card posted to a Teams Workflows webhook.
+
+Contract (Microsoft docs: "post a workflow when a webhook request is received", Teams
+limits): POST ``{"type": "message", "attachments": [{"contentType":
+"application/vnd.microsoft.card.adaptive", "content": <AdaptiveCard>}]}``; the Workflows
+trigger answers 202 Accepted (legacy connectors answered 200). Messages are limited to
+about 28 KB; larger ones fail with 413. 429 means throttled (retry with backoff).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+
+from sinks.errors import SinkError
+from sinks.http import HttpPoster, status_error
+from sinks.notification import Notification, iso, truncate
+
+log = logging.getLogger(__name__)
+
+MAX_BYTES = 28 * 1024
+CARD_VERSION = "1.4"
+CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
+CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+COLOR = {"info": "accent", "warning": "warning", "error": "attention", "critical": "attention"}
+
+
+def card(n: Notification, top_n: int) -> dict[str, Any]:
+    """The Adaptive Card for ``n`` listing at most ``top_n`` group members."""
+    body: list[dict[str, Any]] = [
+        {"type": "TextBlock", "text": truncate(n.title, 300), "weight": "Bolder", "size": "Medium",
+         "wrap": True, "color": "Good" if n.is_resolve else COLOR.get(n.severity, "Default")},
+        {"type": "FactSet", "facts": [
+            {"title": k, "value": truncate(v, 500)} for k, v in n.summary_fields().items()
+        ]},
+    ]
+    if n.is_group and n.members and top_n > 0:
+        lines = [f"- {m.stream}: {m.severity}, peak {m.peak_score:.3f}, since {iso(m.opened_at)}"
+                 for m in n.members[:top_n]]
+        if n.member_count > len(lines):
+            lines.append(f"- …and {n.member_count - len(lines)} more")
+        body.append({"type": "TextBlock", "text": "\n".join(lines), "wrap": True})
+    content: dict[str, Any] = {"$schema": CARD_SCHEMA, "type": "AdaptiveCard",
+                               "version": CARD_VERSION, "body": body}
+    if n.dashboard_url:
+        content["actions"] = [{"type": "Action.OpenUrl", "title": "Open dashboard",
+                               "url": n.dashboard_url}]
+    return content
+
+
+def render(n: Notification, top_n: int = 10) -> dict[str, Any]:
+    """The Workflows message for ``n``, shrunk (fewer listed members) to fit 28 KB."""
+    while True:
+        msg = {"type": "message", "attachments": [
+            {"contentType": CONTENT_TYPE, "contentUrl": None, "content": card(n, top_n)}]}
+        if len(orjson.dumps(msg)) <= MAX_BYTES or top_n == 0:
+            return msg
+        top_n //= 2
+
+
+class TeamsSink:
+    """Posts to one Teams Workflows webhook URL (a secret: never logged)."""
+
+    def __init__(self, webhook_url: str, name: str = "teams", timeout_s: float = 10.0,
+                 top_n: int = 10) -> None:
+        self.name = name
+        self._url = str.__str__(webhook_url)
+        self._http = HttpPoster(name, timeout_s)
+        self.top_n = top_n
+
+    async def send(self, n: Notification) -> None:
+        body = orjson.dumps(render(n, self.top_n))
+        if len(body) > MAX_BYTES:
+            raise SinkError(f"{self.name}: card is {len(body)} bytes even without the member list, "
+                            f"over Teams' {MAX_BYTES} limit; shorten stream names or tags",
+                            retriable=False, sink=self.name)
+        resp = await self._http.post(self._url, body)
+        if resp.status in (200, 202):
+            return
+        hints = {
+            400: "Teams rejected the card; this is a rendering bug, please report it",
+            401: "the workflow refused the request; recreate the webhook URL",
+            403: "the workflow refused the request; recreate the webhook URL",
+            404: "the workflow no longer exists; create a new one and update the URL",
+            413: "the card is larger than Teams accepts; please report it",
+            429: "throttled by Teams; retrying after backoff",
+        }
+        hint = hints.get(resp.status, "unexpected answer from Teams")
+        log.warning("teams webhook %s rejected a notification: HTTP %d", self.name, resp.status)
+        raise status_error(self.name, resp, None, hint)
+
+    async def close(self) -> None:
+        await self._http.close()
