@@ -49,11 +49,13 @@ BUILD_INFO = "pynomaly_build_info"
 OTHER = "other"
 DEADLETTER_REASONS: tuple[str, ...] = (*REASONS, OTHER)
 ANOMALY_SEVERITIES: tuple[str, ...] = tuple(s for s in SEVERITIES if s != "none")
-SINKS: tuple[str, ...] = ("slack", "teams", "pagerduty", "webhook")
-# sent: accepted by the vendor; retried: a retriable failure, will be tried again;
-# failed: gave up (non-retriable or retries exhausted); suppressed: silenced, rate-limited
-# or the circuit breaker is open.
-OUTCOMES: tuple[str, ...] = ("sent", "retried", "failed", "suppressed")
+# The sink label is the sink's kind (its default name); sinks configured under other names
+# are counted as "other" unless the notify wiring passes the kind.
+SINKS: tuple[str, ...] = ("slack", "teams", "pagerduty", "webhook", "kafka")
+# The outcomes sinks.delivery.Delivery reports per attempt: delivered (the vendor accepted
+# it), retry (a retriable failure or an open circuit: it will be tried again), final (a
+# non-retriable failure: the notification is dead-lettered).
+OUTCOMES: tuple[str, ...] = ("delivered", "retry", "final")
 TRANSITIONS: tuple[str, ...] = ("opened", "updated", "resolved", "silenced")
 CHECKPOINT_OUTCOMES: tuple[str, ...] = ("ok", "error")
 COMPONENTS: tuple[str, ...] = ("score", "incidents", "notify", "checkpoint", "web", OTHER)
@@ -288,6 +290,10 @@ class Metrics:
         self.refit_duration.prime({"detector": d} for d in detector_names)
         self.checkpoint_writes.prime({"outcome": o} for o in CHECKPOINT_OUTCOMES)
         self.errors.prime({"component": c} for c in COMPONENTS)
+
+    def note_notification(self, sink: str, outcome: str) -> None:
+        """The ``on_attempt`` hook of :class:`sinks.delivery.Delivery`."""
+        self.notifications.labels(sink=sink, outcome=outcome).inc()
 
     def observe_stream_score(self, stream: str, score: float) -> None:
         """Export ``score`` for ``stream`` only if the configuration opted it in."""

@@ -48,19 +48,20 @@ def test_unknown_label_values_collapse_to_other() -> None:
     m = Metrics(CollectorRegistry())
     m.events_deadlettered.labels(reason="not_json").inc()
     m.events_deadlettered.labels("made-up reason from a bug").inc(2)
-    m.notifications.labels(sink="slack", outcome="sent").inc()
-    m.notifications.labels(sink="my-webhook-named-by-user", outcome="sent").inc()
+    m.note_notification("slack", "delivered")
+    m.notifications.labels(sink="my-webhook-named-by-user", outcome="delivered").inc()
     s = _samples(m.registry)
     assert s[("pynomaly_events_deadlettered_total", (("reason", "not_json"),))] == 1
     assert s[("pynomaly_events_deadlettered_total", (("reason", "other"),))] == 2
-    assert s[("pynomaly_notifications_total", (("outcome", "sent"), ("sink", "other")))] == 1
+    assert s[("pynomaly_notifications_total", (("outcome", "delivered"), ("sink", "other")))] == 1
+    assert s[("pynomaly_notifications_total", (("outcome", "delivered"), ("sink", "slack")))] == 1
     assert not any("made-up" in str(k) or "my-webhook" in str(k) for k in s)
 
 
 def test_series_are_primed_at_zero() -> None:
     s = _samples(Metrics(CollectorRegistry()).registry)
     assert s[("pynomaly_anomalies_total", (("severity", "critical"),))] == 0
-    assert s[("pynomaly_notifications_total", (("outcome", "failed"), ("sink", "pagerduty")))] == 0
+    assert s[("pynomaly_notifications_total", (("outcome", "final"), ("sink", "pagerduty")))] == 0
     assert s[("pynomaly_build_info", (("version", M.streams.__version__),))] == 1
     assert not any(k[0] == "pynomaly_anomalies_total" and ("severity", "none") in k[1] for k in s)
 
