@@ -38,6 +38,7 @@ ERROR_HINTS = {
     "channel_not_found": "the webhook's channel no longer exists; create a new webhook",
     "channel_is_archived": "the webhook's channel is archived; unarchive it or use a new webhook",
     "action_prohibited": "a workspace admin restricted this webhook; ask them or use another",
+    "invalid_blocks": "Slack rejected the blocks; this is a rendering bug, please report it",
     "no_service": "the webhook was revoked or disabled; create a new one",
     "rollup_error": "Slack had an internal error; the send will be retried",
 }

@@ -1,0 +1,98 @@
+"""Retry, backoff, Retry-After, circuit breaker and rate limit, in virtual wall-clock time."""
+
+from __future__ import annotations
+
+import random
+
+from sinks.delivery import Delivery, DeliveryPolicy
+from sinks.errors import CircuitOpenError
+from sinks.slack import SlackSink
+from tests.support.factories import make_notification
+
+
+def delivery(sink, clock, **policy):
+    return Delivery(sink, DeliveryPolicy(**policy), clock=clock, sleep=clock.sleep,
+                    rng=random.Random(7))
+
+
+async def test_retries_5xx_then_delivers(slack, clock):
+    slack.fail("500", times=2)
+    d = delivery(SlackSink(slack.url), clock)
+    out = await d.deliver(make_notification())
+    await d.sink.close()
+    assert out.delivered and out.attempts == 3 and len(slack.accepted) == 1
+    assert len(clock.sleeps) == 2 and clock.sleeps[1] > clock.sleeps[0] * 0.9
+
+
+async def test_honours_retry_after(slack, clock):
+    slack.fail("429", times=1, retry_after=12)
+    d = delivery(SlackSink(slack.url), clock)
+    out = await d.deliver(make_notification())
+    await d.sink.close()
+    assert out.delivered and out.attempts == 2
+    assert sum(clock.sleeps) >= 12.0  # never earlier than the receiver asked
+
+
+async def test_final_error_is_not_retried(slack, clock):
+    slack.archived = True
+    d = delivery(SlackSink(slack.url), clock)
+    out = await d.deliver(make_notification())
+    await d.sink.close()
+    assert not out.delivered and out.attempts == 1 and out.reason == "final"
+    assert out.error.code == "channel_is_archived" and clock.sleeps == []
+
+
+async def test_gives_up_within_deadline(slack, clock):
+    slack.fail("500")
+    d = delivery(SlackSink(slack.url), clock, max_attempts=50, deadline_s=20, breaker_failures=100)
+    out = await d.deliver(make_notification())
+    await d.sink.close()
+    assert not out.delivered and out.reason == "gave_up"
+    assert clock.now - 1000.0 <= 20.0
+
+
+async def test_breaker_opens_fails_fast_then_recovers(slack, clock):
+    await slack.down()
+    d = delivery(SlackSink(slack.url), clock, max_attempts=1, breaker_failures=3, breaker_reset_s=30)
+    for _ in range(3):
+        assert not (await d.deliver(make_notification())).delivered
+    assert d.breaker.state == "open"
+    out = await d.deliver(make_notification())
+    assert isinstance(out.error, CircuitOpenError) and out.error.retry_after > 0
+    await slack.up()
+    clock.now += 31  # half-open: one trial send goes through and closes the circuit
+    out = await d.deliver(make_notification())
+    await d.sink.close()
+    assert out.delivered and d.breaker.state == "closed" and len(slack.accepted) == 1
+
+
+async def test_half_open_failure_reopens(slack, clock):
+    await slack.down()
+    d = delivery(SlackSink(slack.url), clock, max_attempts=1, breaker_failures=2, breaker_reset_s=10)
+    for _ in range(2):
+        await d.deliver(make_notification())
+    clock.now += 11
+    assert d.breaker.state == "half_open"
+    await d.deliver(make_notification())
+    await d.sink.close()
+    assert d.breaker.state == "open"
+
+
+async def test_rate_limit_spaces_sends(slack, clock):
+    d = delivery(SlackSink(slack.url), clock, rate_per_s=1.0, burst=1)
+    for _ in range(5):
+        assert (await d.deliver(make_notification())).delivered
+    await d.sink.close()
+    # burst 1 at 1/s: five sends need four seconds of waiting
+    assert 3.99 <= sum(clock.sleeps) <= 4.01 and len(slack.accepted) == 5
+
+
+async def test_429_penalises_following_sends(slack, clock):
+    slack.fail("429", times=1, retry_after=5)
+    d = delivery(SlackSink(slack.url), clock, rate_per_s=10.0, burst=5)
+    await d.deliver(make_notification())
+    start = clock.now
+    await d.deliver(make_notification())
+    await d.sink.close()
+    assert clock.now >= start  # no token debt left unpaid
+    assert sum(clock.sleeps) >= 5.0
