@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Create pynomaly's topics with explicit partitions, retention and cleanup policy.
+# Runs once in the apache/kafka image (kafka-init service); safe to re-run.
+# Every topic gets the same partition count: the worker's tables and forwards require
+# co-partitioned topics (a stream's key maps to the same partition number everywhere).
+set -euo pipefail
+
+BOOTSTRAP="${BOOTSTRAP:-kafka:9092}"
+PARTITIONS="${PARTITIONS:-8}"
+REPLICATION="${REPLICATION:-1}"
+TOPICS_BIN="${TOPICS_BIN:-/opt/kafka/bin/kafka-topics.sh}"
+
+DAY_MS=86400000
+# name|retention.ms|cleanup.policy
+TOPICS=(
+  "pynomaly.events|$((7 * DAY_MS))|delete"
+  "pynomaly.scores|$((3 * DAY_MS))|delete"
+  "pynomaly.anomalies|$((30 * DAY_MS))|delete"
+  "pynomaly.deadletter|$((14 * DAY_MS))|delete"
+  "pynomaly.alerts|$((90 * DAY_MS))|delete"
+  "pynomaly.feedback|$((90 * DAY_MS))|delete"
+)
+
+for spec in "${TOPICS[@]}"; do
+  IFS='|' read -r name retention policy <<< "$spec"
+  "$TOPICS_BIN" --bootstrap-server "$BOOTSTRAP" --create --if-not-exists \
+    --topic "$name" --partitions "$PARTITIONS" --replication-factor "$REPLICATION" \
+    --config "retention.ms=$retention" --config "cleanup.policy=$policy"
+done
+"$TOPICS_BIN" --bootstrap-server "$BOOTSTRAP" --list
