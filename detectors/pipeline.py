@@ -1,19 +1,32 @@
-"""A stream's pipeline: detector -> calibration to [0, 1] -> threshold -> severity."""
+"""A stream's pipeline: detector -> calibration to [0, 1] -> threshold -> hysteresis/severity.
+
+>>> p = StreamPipeline(PipelineConfig(detector="zscore", warmup=5, params={"alpha": 0.1}))
+>>> verdicts = [p.process({"value": 1.0 + 0.01 * (i % 3)}) for i in range(30)]
+>>> verdicts[0].warming_up, verdicts[-1].warming_up
+(True, False)
+>>> v = p.process({"value": 50.0})
+>>> v.is_anomaly, v.anomaly_state, v.severity
+(True, True, 'critical')
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from typing import Any
 
+from detectors.calibration import gaussian_tail, make_calibrator
+from detectors.explain import explain
 from detectors.protocol import Detector, Features, Verdict
 from detectors.registry import create
+from detectors.thresholds import Hysteresis, make_threshold
+
+__all__ = ["PipelineConfig", "StreamPipeline", "gaussian_tail"]
 
 
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
-    """What every stream's pipeline is built from (the default rule)."""
+    """What a stream's pipeline is built from (one rule's worth of settings)."""
 
     detector: str = "zscore"
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -26,27 +39,39 @@ class PipelineConfig:
         ("warning", 0.999),
         ("info", 0.0),
     )
-
-
-def gaussian_tail(z: float) -> float:
-    """Map a |z|-like raw score to [0, 1]: the two-sided normal probability mass within z."""
-    if not math.isfinite(z):
-        return 1.0
-    return math.erf(abs(z) / math.sqrt(2.0))
+    # "auto" lets the detector choose (see detectors.calibration).
+    calibration: str = "auto"
+    # "fixed" or "quantile" (adaptive, never below ``threshold``).
+    threshold_mode: str = "fixed"
+    quantile: float = 0.999
+    # Hysteresis: the anomaly state closes below ``lower_threshold`` (default: threshold)
+    # once it has lasted ``min_duration`` events.
+    lower_threshold: float | None = None
+    min_duration: int = 1
+    explain: bool = True
 
 
 class StreamPipeline:
     """Scores then learns each event, so a score only uses the stream's past."""
 
-    __slots__ = ("config", "detector", "version", "seen")
+    __slots__ = (
+        "config", "detector", "calibrator", "threshold", "hysteresis",
+        "version", "seen", "_reference", "_lower", "_name",
+    )
 
     def __init__(self, config: PipelineConfig, detector: Detector | None = None) -> None:
         self.config = config
         self.detector = detector or create(
             config.detector, **{"warmup": config.warmup, **dict(config.params)}
         )
-        self.version = 1
+        self.calibrator = make_calibrator(config.calibration, self.detector)
+        self.threshold = make_threshold(config.threshold_mode, config.threshold, config.quantile)
+        self.hysteresis = Hysteresis(config.min_duration)
+        self._lower = config.lower_threshold
+        self._name = self.detector.name
+        self.version = 1  # bumped on restore; refits add the detector's model_version
         self.seen = 0
+        self._reference: Features | None = None  # last normal event, for explanations
 
     def severity(self, score: float, is_anomaly: bool) -> str:
         if not is_anomaly:
@@ -62,17 +87,36 @@ class StreamPipeline:
         raw = det.score_one(x)
         det.learn_one(x)
         self.seen += 1
-        score = 0.0 if warming else gaussian_tail(raw)
-        threshold = self.config.threshold
-        is_anomaly = (not warming) and score >= threshold
-        contributions = getattr(det, "last_contributions", None) if len(x) > 1 else None
+        cal = self.calibrator
+        if warming:
+            score = 0.0
+        else:
+            warming = cal.warming_up
+            score = cal(raw)
+            if warming:
+                score = 0.0
+        thr = self.threshold
+        upper = thr.value
+        is_anomaly = (not warming) and score >= upper
+        if not warming:
+            thr.update(score)
+        lower = upper if self._lower is None else self._lower
+        state = self.hysteresis.update(score, upper, lower)
+        contributions = None
+        if is_anomaly:
+            if self.config.explain and len(x) > 1:
+                contributions = explain(det, x, self._reference, raw)
+        else:
+            self._reference = x
         return Verdict(
-            score=score,
-            threshold=threshold,
-            is_anomaly=is_anomaly,
-            severity=self.severity(score, is_anomaly),
-            warming_up=warming,
-            detector=det.name,
-            version=self.version,
-            contributions=dict(contributions) if contributions and is_anomaly else None,
+            score,
+            upper,
+            is_anomaly,
+            self.severity(score, is_anomaly),
+            warming,
+            self._name,
+            self.version + getattr(det, "model_version", 0),
+            contributions,
+            state,
+            raw,
         )

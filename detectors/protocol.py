@@ -30,6 +30,15 @@ class Detector(Protocol):
     def warming_up(self) -> bool: ...
 
 
+# Optional attributes a detector class may set (read with getattr, so all are optional):
+#   calibrated = True        its score_one is already in [0, 1] with a shared meaning; the
+#                            pipeline passes it through unchanged.
+#   calibration = "..."      which calibrator suits its raw scores (see detectors.calibration).
+#   model_version: int       increments on each refit (windowed detectors).
+#   last_contributions       per-feature shares of the last score_one (explanations).
+#   score_many(X) -> array   batch scoring for the columnar fast path.
+
+
 @dataclasses.dataclass(slots=True)
 class Verdict:
     """What a stream's pipeline says about one event."""
@@ -42,3 +51,5 @@ class Verdict:
     detector: str
     version: int  # model/state version: increments on refits and restores
     contributions: dict[str, float] | None = None  # per-feature share of the score
+    anomaly_state: bool = False  # hysteresis: True from an opening event until it closes
+    raw_score: float = 0.0  # the detector's own score, before calibration

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -30,9 +31,27 @@ def register(name: str, test_params: dict[str, Any] | None = None) -> Callable[[
     return deco
 
 
+# Modules imported for their @register side effect; lazy so importing the registry is cheap.
+BUILTIN_MODULES: tuple[str, ...] = (
+    "detectors.zscore",
+    "detectors.sad",
+    "detectors.gaussian",
+    "detectors.hst",
+    "detectors.ocsvm",
+    "detectors.loda",
+    "detectors.pad",
+    "detectors.windowed_pyod",
+)
+_loaded = False
+
+
 def _load_builtins() -> None:
-    # Imported for their @register side effect; kept lazy so importing the registry is cheap.
-    import detectors.zscore  # noqa: F401
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
 
 
 def names() -> list[str]:

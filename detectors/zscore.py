@@ -25,6 +25,7 @@ class EWZScore:
     """
 
     name = "zscore"
+    calibration = "gaussian"  # the raw score is a |z|
 
     def __init__(self, alpha: float = 0.02, warmup: int = 30, clip: float = 4.0) -> None:
         if not 0.0 < alpha < 1.0:
