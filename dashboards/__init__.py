@@ -1,0 +1,1 @@
+"""Grafana dashboards as grafanalib code (``*.dashboard.py``) and their rendered JSON."""

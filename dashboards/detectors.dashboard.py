@@ -1,0 +1,48 @@
+"""pynomaly detectors: streams, state memory, refits, checkpoints, scores and calibration."""
+
+from dashboards.common import build, quantile, rate, series, target, targets
+from streams import metrics as m
+
+# Observed share of scored events at or above each calibrated-score band. For a calibrated
+# detector the share above 0.999 should be near 0.001, and so on.
+TAILS = ("0.99", "0.999", "0.99999")
+
+
+def _tail(le: str) -> str:
+    return (f"1 - sum(rate({m.SCORE}_bucket{{le=\"{le}\"}}[$__rate_interval]))"
+            f" / sum(rate({m.SCORE}_count[$__rate_interval]))")
+
+
+dashboard = build(
+    title="pynomaly: detectors",
+    uid="pynomaly-detectors",
+    description="Detector state, refits, checkpoints, opted-in stream scores and calibration.",
+    panels=[
+        series("Active streams", "Streams with a detector in memory, per worker",
+               [target(f"sum by (instance)({m.ACTIVE_STREAMS})", "{{instance}}")]),
+        series("Detector state memory", "Estimated bytes of detector state, per worker",
+               [target(f"sum by (instance)({m.DETECTOR_STATE_BYTES})", "{{instance}}")],
+               unit="bytes"),
+        series("Refits by detector", "Detector refits per second",
+               [target(rate(m.REFITS, "detector"), "{{detector}}")], unit="ops"),
+        series("Refit duration (p99)", "Time one refit takes, by detector",
+               [target(quantile(0.99, m.REFIT_DURATION, "detector"), "{{detector}}")],
+               unit="s"),
+        series("Checkpoint writes", "State checkpoints written per second, by outcome",
+               [target(rate(m.CHECKPOINT_WRITES, "outcome"), "{{outcome}}")], unit="ops"),
+        series("Checkpoint duration", "Serialize, sign and produce one checkpoint",
+               targets((quantile(0.5, m.CHECKPOINT_DURATION), "p50"),
+                       (quantile(0.99, m.CHECKPOINT_DURATION), "p99")), unit="s"),
+        series("Scores of opted-in streams", "Latest calibrated score, per configured stream",
+               [target(f"max by (stream)({m.STREAM_SCORE})", "{{stream}}")]),
+        series("Calibration: observed tail share", "Share of scores above each band; a "
+               "calibrated detector shows about 1 - band",
+               targets(*[(_tail(le), f"above {le}") for le in TAILS]), unit="percentunit"),
+        series("Warm-up share", "Share of scored events whose stream was still warming up",
+               [target(f"{rate(m.EVENTS_WARMING_UP)} / {rate(m.EVENTS_SCORED)}", "warming up")],
+               unit="percentunit"),
+        series("Anomaly rate", "Anomalous share of scored events",
+               [target(f"{rate(m.ANOMALIES)} / {rate(m.EVENTS_SCORED)}", "anomalous")],
+               unit="percentunit"),
+    ],
+)

@@ -1,0 +1,45 @@
+"""pynomaly overview: throughput, lag, latency, anomalies, incidents, notifications, errors."""
+
+from dashboards.common import build, quantile, rate, series, stat, target, targets
+from streams import metrics as m
+
+dashboard = build(
+    title="pynomaly: overview",
+    uid="pynomaly-overview",
+    description="Service health of the pynomaly-stream workers (all instances summed).",
+    panels=[
+        series("Throughput", "Records consumed, events scored and re-keyed, per second",
+               targets((rate(m.EVENTS_CONSUMED), "consumed records"),
+                       (rate(m.EVENTS_SCORED), "scored events"),
+                       (rate(m.EVENTS_FORWARDED), "forwarded events")), unit="ops"),
+        series("Consumer lag", "Records behind the high watermark, by topic (all partitions)",
+               [target(f"sum by (topic)({m.CONSUMER_LAG})", "{{topic}}")]),
+        series("Event-time lag", "Wall-clock now minus event time at scoring",
+               targets((quantile(0.5, m.EVENT_LAG), "p50"),
+                       (quantile(0.99, m.EVENT_LAG), "p99")), unit="s"),
+        series("Scoring batch latency", "Time to score a batch and hand off its outputs",
+               targets((quantile(0.5, m.BATCH_DURATION), "p50"),
+                       (quantile(0.99, m.BATCH_DURATION), "p99")), unit="s"),
+        series("Anomalies by severity", "Anomalous events per second",
+               [target(rate(m.ANOMALIES, "severity"), "{{severity}}")], unit="ops",
+               stacked=True),
+        series("Open incidents", "Incidents currently open, by severity",
+               [target(f"sum by (severity)({m.OPEN_INCIDENTS})", "{{severity}}")],
+               stacked=True),
+        series("Notifications by sink and outcome", "Delivery attempts per second",
+               [target(rate(m.NOTIFICATIONS, "sink, outcome"), "{{sink}} {{outcome}}")],
+               unit="ops"),
+        series("Sink request latency (p99)", "HTTP request duration to each sink kind",
+               [target(quantile(0.99, m.SINK_REQUEST_DURATION, "sink"), "{{sink}}")], unit="s"),
+        series("Dead letters by reason", "Invalid input sent to the dead-letter topic",
+               [target(rate(m.EVENTS_DEADLETTERED, "reason"), "{{reason}}")], unit="ops",
+               stacked=True),
+        series("Errors by component", "Unexpected errors caught and survived",
+               [target(rate(m.ERRORS, "component"), "{{component}}")], unit="ops"),
+        series("Incident transitions", "Opened, updated, resolved, silenced per second",
+               [target(rate(m.INCIDENT_TRANSITIONS, "transition"), "{{transition}}")],
+               unit="ops"),
+        stat("Workers", "Worker processes exporting metrics, by version",
+             target(f"count by (version)({m.BUILD_INFO})", "{{version}}")),
+    ],
+)
