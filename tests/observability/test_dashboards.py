@@ -7,11 +7,18 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from obs_support import DASHBOARDS, METRIC, PROMTOOL_MISSING, all_queries, concrete, promtool
 from prometheus_client import CollectorRegistry
 
 from dashboards import render
 from streams.metrics import Metrics
+from tests.observability.obs_support import (
+    DASHBOARDS,
+    METRIC,
+    PROMTOOL_MISSING,
+    all_queries,
+    concrete,
+    promtool,
+)
 
 
 def test_committed_json_is_fresh() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import yaml
-from obs_support import DASHBOARDS, ROOT
+
+from tests.observability.obs_support import DASHBOARDS, ROOT
 
 PROV = ROOT / "deploy" / "grafana" / "provisioning"
 COMPOSE = ROOT / "deploy" / "compose" / "docker-compose.yml"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from obs_support import METRIC, PROMTOOL_MISSING, ROOT, promtool
 from prometheus_client import CollectorRegistry
 
 from streams.metrics import Metrics
+from tests.observability.obs_support import METRIC, PROMTOOL_MISSING, ROOT, promtool
 
 PROM = ROOT / "deploy" / "prometheus"
 RULES = PROM / "rules" / "pynomaly.rules.yml"
