@@ -1,0 +1,112 @@
+"""The incident engine: scored records and feedback in, alert records (transitions) out.
+
+Pure and deterministic: the same input records in the same order produce the same alert
+records, ids included. Event time drives everything; see :mod:`lifecycle` for when
+incidents open and resolve, and docs/alerting.md for the record schema.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from typing import Any
+
+from streams.alerting.feedback import Feedback, Suppressions
+from streams.alerting.grouping import Grouper
+from streams.alerting.lifecycle import Incident, IncidentTracker, Timings, Transition
+from streams.alerting.records import Observation
+from streams.alerting.silences import Silence, SilenceSet
+
+KNOWN_INCIDENTS = 10_000  # remembered after resolve, so late feedback still finds its stream
+
+
+class AlertEngine:
+    def __init__(self, timings: Timings, grouper: Grouper | None = None,
+                 silences: SilenceSet | None = None, false_positive_suppress_s: float = 3600.0) -> None:
+        self.timings = timings
+        self.tracker = IncidentTracker(timings)
+        self.grouper = grouper or Grouper()
+        self.silences = silences or SilenceSet()
+        self.suppressions = Suppressions(false_positive_suppress_s)
+        self.known: collections.OrderedDict[str, tuple[str, str]] = collections.OrderedDict()
+        self.max_ts = -math.inf
+        self.watermark = -math.inf
+
+    def observe(self, obs: Observation) -> list[dict[str, Any]]:
+        """Feed one scored record; returns the alert records it caused."""
+        out = self._emit(self.tracker.observe(obs))
+        if obs.ts > self.max_ts:
+            self.max_ts = obs.ts
+            out += self.tick(obs.ts - self.timings.lateness_s)
+        return out
+
+    def tick(self, watermark: float) -> list[dict[str, Any]]:
+        """Advance the event-time watermark: resolves quiet incidents, announces groups."""
+        if watermark <= self.watermark:
+            return []
+        self.watermark = watermark
+        out = self._emit(self.tracker.advance(watermark))
+        out += self.grouper.advance(watermark)
+        self.silences.prune(watermark)
+        self.suppressions.prune(watermark)
+        return out
+
+    def feedback(self, fb: Feedback) -> list[dict[str, Any]]:
+        """Apply one feedback record; returns the alert records it caused."""
+        if fb.kind == "silence":
+            self.silences.add(Silence.from_dict(fb.silence or {}, "silence feedback"))
+            return []
+        key = self.known.get(fb.incident_id or "")
+        if key is None and fb.stream:
+            key = (fb.stream, fb.detector or "unknown")
+        if key is None:
+            return []  # unknown incident and no stream named: nothing to act on
+        inc = self.tracker.find(fb.incident_id or "")
+        audit = {"type": "incident", "action": "feedback", "incident_id": fb.incident_id,
+                 "stream": key[0], "detector": key[1], "ts": fb.ts, "feedback": fb.kind,
+                 "by": fb.by, "comment": fb.comment}
+        out: list[dict[str, Any]] = [audit]
+        if fb.kind == "false_positive":
+            self.suppressions.suppress(key[0], key[1], fb.ts)
+            if inc is not None and inc.is_open:
+                out += self._emit(self.tracker.resolve_now(inc.id, fb.ts), reason="false_positive")
+        elif fb.kind == "true_positive":
+            self.suppressions.lift(key[0], key[1])
+        elif fb.kind == "ack" and inc is not None and inc.is_open and not inc.acknowledged:
+            inc.acknowledged = True
+            out.append(inc.record("acknowledged", fb.ts, by=fb.by))
+        return out
+
+    def open_incidents(self) -> list[Incident]:
+        return [r for r in self.tracker.runs.values() if r.is_open]
+
+    def _emit(self, transitions: list[Transition], reason: str | None = None) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for action, inc in transitions:
+            if action == "opened":
+                self._classify(inc)
+                self._remember(inc)
+                out.append(inc.record("opened", inc.last_anomaly_ts))
+            elif action == "updated":
+                out.append(inc.record("updated", inc.last_anomaly_ts))
+            else:
+                extra = {"reason": reason or "quiet"}
+                out.append(inc.record("resolved", inc.resolved_at or inc.last_anomaly_ts, **extra))
+                out += self.grouper.on_resolve(inc)
+        return out
+
+    def _classify(self, inc: Incident) -> None:
+        """Decide, once, whether a new incident is silenced, suppressed or grouped."""
+        if self.silences.match(inc.stream, inc.tags, inc.opened_at) is not None:
+            inc.suppressed = "silence"
+        elif self.suppressions.active(inc.stream, inc.detector, inc.opened_at):
+            inc.suppressed = "false_positive"
+        elif self.tracker.in_cooldown(inc):
+            inc.suppressed = "cooldown"
+        else:
+            inc.group_id = self.grouper.on_open(inc, inc.last_anomaly_ts)
+
+    def _remember(self, inc: Incident) -> None:
+        self.known[inc.id] = (inc.stream, inc.detector)
+        while len(self.known) > KNOWN_INCIDENTS:
+            self.known.popitem(last=False)

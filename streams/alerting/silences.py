@@ -1,0 +1,64 @@
+"""Silences: operator-declared windows in which matching incidents are recorded, not sent.
+
+A silence matches a stream by glob (``fnmatch``: ``payments.*``) and, optionally, tags
+(every listed tag must match its glob). ``starts_at``/``ends_at`` are Unix seconds compared
+with the incident's event time, which keeps replays deterministic; in live operation
+event time is close to wall-clock time, so "silence for two hours from now" works.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from streams.errors import SettingsError
+
+
+@dataclasses.dataclass(frozen=True)
+class Silence:
+    stream: str = "*"
+    tags: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    starts_at: float = 0.0
+    ends_at: float = float("inf")
+    comment: str = ""
+
+    def matches(self, stream: str, tags: Mapping[str, str], ts: float) -> bool:
+        if not self.starts_at <= ts < self.ends_at:
+            return False
+        if not fnmatch.fnmatchcase(stream, self.stream):
+            return False
+        return all(k in tags and fnmatch.fnmatchcase(tags[k], v) for k, v in self.tags.items())
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any], where: str = "silence") -> Silence:
+        try:
+            return cls(
+                stream=str(doc.get("stream", "*")),
+                tags={str(k): str(v) for k, v in dict(doc.get("tags", {})).items()},
+                starts_at=float(doc.get("starts_at", 0.0)),
+                ends_at=float(doc.get("ends_at", float("inf"))),
+                comment=str(doc.get("comment", "")),
+            )
+        except (TypeError, ValueError) as exc:
+            raise SettingsError(
+                f"invalid {where}: {exc}; expected stream (glob), tags (table of globs), "
+                "starts_at/ends_at (Unix seconds)"
+            ) from None
+
+
+class SilenceSet:
+    """The active silences; expired ones are pruned as event time passes."""
+
+    def __init__(self, silences: Iterable[Silence] = ()) -> None:
+        self.silences = list(silences)
+
+    def add(self, silence: Silence) -> None:
+        self.silences.append(silence)
+
+    def match(self, stream: str, tags: Mapping[str, str], ts: float) -> Silence | None:
+        return next((s for s in self.silences if s.matches(stream, tags, ts)), None)
+
+    def prune(self, ts: float) -> None:
+        self.silences = [s for s in self.silences if s.ends_at > ts]

@@ -1,0 +1,120 @@
+"""Incident lifecycle: opening, updates, resolution by calm records and by watermark."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.alerting.engine import AlertEngine
+from streams.alerting.grouping import Grouper
+from streams.alerting.lifecycle import Timings
+from streams.alerting.records import InvalidRecord, parse_scored
+from tests.support.scored import T0, scored
+
+
+def engine(**timings) -> AlertEngine:
+    defaults = dict(quiet_s=60, update_interval_s=30, cooldown_s=0, lateness_s=0)
+    defaults.update(timings)
+    return AlertEngine(Timings(**defaults), Grouper(window_s=60, max_individual=100))
+
+
+def feed(eng: AlertEngine, docs) -> list[dict]:
+    out = []
+    for d in docs:
+        out += eng.observe(parse_scored(d))
+    return out
+
+
+def actions(recs) -> list[tuple[str, str]]:
+    return [(r["action"], r["stream"]) for r in recs if r["type"] == "incident"]
+
+
+def test_opens_updates_and_resolves_on_calm_records():
+    docs = [scored("a", T0 + i, False) for i in range(10)]
+    docs += [scored("a", T0 + 10 + i, True, score=0.9991 + i * 1e-4) for i in range(5)]
+    docs += [scored("a", T0 + 15 + i * 10, False) for i in range(10)]
+    recs = feed(engine(), docs)
+    assert actions(recs) == [("opened", "a"), ("resolved", "a")]
+    opened, resolved = recs
+    assert opened["opened_at"] == T0 + 10 and opened["count"] == 1
+    assert resolved["incident_id"] == opened["incident_id"]
+    assert resolved["count"] == 5 and resolved["peak_score"] == pytest.approx(0.9995)
+    assert resolved["resolved_at"] == T0 + 14 + 60 and resolved["reason"] == "quiet"
+    assert resolved["ts"] == resolved["resolved_at"]
+
+
+def test_min_duration_and_min_count_gate_opening():
+    eng = engine(min_duration_s=20, min_count=3)
+    short = [scored("a", T0 + i * 5, True) for i in range(4)]  # lasts 15 s
+    assert feed(eng, short) == []
+    long = [scored("a", T0 + 20 + i * 5, True) for i in range(3)]  # run now lasts 30 s
+    recs = feed(eng, long)
+    assert actions(recs) == [("opened", "a")] and recs[0]["opened_at"] == T0
+    # a short run that ends: calm after quiet says nothing at all
+    eng2 = engine(min_duration_s=20)
+    assert feed(eng2, [scored("b", T0, True), scored("b", T0 + 200, False)]) == []
+
+
+def test_updates_are_throttled_and_escalations_are_immediate():
+    docs = [scored("a", T0 + i, True, severity="warning") for i in range(100)]
+    docs.append(scored("a", T0 + 100, True, severity="critical"))
+    recs = feed(engine(update_interval_s=30), docs)
+    kinds = [r["action"] for r in recs]
+    assert kinds.count("opened") == 1
+    # 100 s of anomalies at one per second: updates at 30, 60, 90 + the escalation at 100
+    assert kinds.count("updated") == 4 and recs[-1]["severity"] == "critical"
+
+
+def test_silent_stream_resolves_by_watermark():
+    eng = engine(lateness_s=5)
+    recs = feed(eng, [scored("quiet", T0, True)])
+    assert actions(recs) == [("opened", "quiet")]
+    # the anomalous stream says nothing more; another stream's event time moves on
+    recs = feed(eng, [scored("other", T0 + t, False) for t in range(0, 70, 5)])
+    assert actions(recs) == [("resolved", "quiet")]
+    assert recs[0]["resolved_at"] == T0 + 60
+
+
+def test_gap_longer_than_quiet_splits_incidents_with_stable_ids():
+    docs = [scored("a", T0, True), scored("a", T0 + 61, True)]
+    recs = feed(engine(), docs)
+    assert actions(recs) == [("opened", "a"), ("resolved", "a"), ("opened", "a")]
+    assert recs[0]["incident_id"] != recs[2]["incident_id"]
+    replay = feed(engine(), docs)
+    assert [r["incident_id"] for r in replay] == [r["incident_id"] for r in recs]
+    assert replay == recs
+
+
+def test_late_records_do_not_move_the_incident_back():
+    recs = feed(engine(), [scored("a", T0 + 10, True), scored("a", T0 + 5, True, value=99.0),
+                           scored("a", T0 + 200, False)])
+    assert recs[-1]["action"] == "resolved" and recs[-1]["count"] == 2
+    assert recs[-1]["opened_at"] == T0 + 10 and recs[-1]["value"] == 1.0
+
+
+def test_detectors_are_separate_incidents():
+    recs = feed(engine(), [scored("a", T0, True, detector="zscore"),
+                           scored("a", T0, True, detector="hst")])
+    assert len({r["incident_id"] for r in recs}) == 2
+
+
+def test_cooldown_keeps_a_flapping_stream_quiet():
+    eng = engine(cooldown_s=600)
+    # flaps every 300 s; each run resolves 60 s after it starts
+    recs = feed(eng, [scored("a", T0 + t, True) for t in range(0, 1900, 300)])
+    opened = [r for r in recs if r["action"] == "opened"]
+    # cooldown counts from the last *notified* resolve (T0+60, then T0+960)
+    assert [o["suppressed"] for o in opened] == [None, "cooldown", "cooldown", None,
+                                                 "cooldown", "cooldown", None]
+
+
+@pytest.mark.parametrize("doc", [
+    None, [], {"stream": "", "ts": 1, "is_anomaly": True, "score": 1},
+    {"stream": "a", "ts": "x", "is_anomaly": True, "score": 1},
+    {"stream": "a", "ts": 1.0, "is_anomaly": "yes", "score": 1},
+    {"stream": "a", "ts": 1.0, "is_anomaly": True, "score": float("nan")},
+    {"stream": "a", "ts": 1.0, "is_anomaly": True, "score": 1, "severity": "huge"},
+])
+def test_bad_scored_records_are_named_not_raised_blindly(doc):
+    with pytest.raises(InvalidRecord) as info:
+        parse_scored(doc)
+    assert info.value.reason in {"not_object", "bad_field"} and info.value.message
