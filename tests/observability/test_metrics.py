@@ -94,3 +94,15 @@ def test_consumer_lag_drops_revoked_partitions() -> None:
         ("pynomaly_consumer_lag_records", (("partition", "1"), ("topic", "ev"))): 2,
         ("pynomaly_consumer_lag_records", (("partition", "2"), ("topic", "ev"))): 0,
     }
+
+
+def test_docs_list_every_metric_and_label_value() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text()
+    for const, name in NAMES.items():
+        assert f"`{name}`" in doc, f"docs/metrics.md does not list {const} = {name}"
+    for values in (M.DEADLETTER_REASONS, M.ANOMALY_SEVERITIES, M.SINKS, M.OUTCOMES,
+                   M.TRANSITIONS, M.COMPONENTS, M.CHECKPOINT_OUTCOMES):
+        for v in values:
+            assert f"`{v}`" in doc, f"docs/metrics.md does not list label value {v!r}"
