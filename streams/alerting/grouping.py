@@ -47,7 +47,7 @@ class Group:
 class Grouper:
     def __init__(self, window_s: float = 120.0, max_individual: int = 5, top_n: int = 10) -> None:
         self.window_s, self.max_individual, self.top_n = window_s, max_individual, top_n
-        self.recent: collections.deque[float] = collections.deque()  # individual openings
+        self.recent: collections.deque[float] = collections.deque()  # recent openings
         self.current: Group | None = None  # the group still accepting members
         self.groups: dict[str, Group] = {}  # announced or filling, until fully resolved
 
@@ -61,8 +61,8 @@ class Grouper:
             gid = derive_id("grp", ts)
             self.current = Group(gid, ts, ts + self.window_s)
             self.groups[gid] = self.current
+        self.recent.append(ts)  # grouped openings count too: a long storm stays grouped
         if self.current is None:
-            self.recent.append(ts)
             return None
         self.current.members[inc.id] = inc
         self.current.open_members.add(inc.id)
