@@ -8,7 +8,7 @@ from streams.alerting.engine import AlertEngine
 from streams.alerting.grouping import Grouper
 from streams.alerting.lifecycle import Timings
 from streams.alerting.records import InvalidRecord, parse_scored
-from tests.support.scored import T0, scored
+from tests.alerting.scored import T0, scored
 
 
 def engine(**timings) -> AlertEngine:

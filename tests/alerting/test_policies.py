@@ -13,7 +13,7 @@ from streams.alerting.records import InvalidRecord, parse_scored
 from streams.alerting.routing import Route, Router
 from streams.alerting.silences import Silence, SilenceSet
 from streams.errors import SettingsError
-from tests.support.scored import T0, scored
+from tests.alerting.scored import T0, scored
 
 ALL = ("slack", "teams", "pagerduty", "webhook")
 

@@ -10,7 +10,7 @@ from streams.alerting.lifecycle import Timings
 from streams.alerting.notify import Notifier
 from streams.alerting.records import parse_scored
 from streams.alerting.routing import Route, Router
-from tests.support.scored import T0, scored
+from tests.alerting.scored import T0, scored
 
 SINKS = ("slack", "teams", "pagerduty", "webhook")
 STORM_START = T0 + 600

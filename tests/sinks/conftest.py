@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-# tests/ is not a package; make `tests.support` importable however pytest is started.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from tests.support.receivers import (  # noqa: E402
+from tests.support.receivers import (
     PagerDutyReceiver,
     SlackReceiver,
     TeamsReceiver,

@@ -7,7 +7,7 @@ import random
 from sinks.delivery import Delivery, DeliveryPolicy
 from sinks.errors import CircuitOpenError
 from sinks.slack import SlackSink
-from tests.support.factories import make_notification
+from tests.sinks.factories import make_notification
 
 
 def delivery(sink, clock, **policy):

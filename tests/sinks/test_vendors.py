@@ -14,7 +14,7 @@ from sinks.slack import SlackSink
 from sinks.slack import render as slack_render
 from sinks.teams import MAX_BYTES, TeamsSink
 from sinks.webhook import WebhookSink, verify
-from tests.support.factories import make_group, make_notification
+from tests.sinks.factories import make_group, make_notification
 from tests.support.receivers import PD_KEY
 
 
