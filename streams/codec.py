@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -24,7 +24,7 @@ REASONS = {
     "not_json": "the value is not valid UTF-8 JSON",
     "not_object": "the value is not a JSON object or an array of objects",
     "too_many_events": "the array holds more events than max_events_per_record",
-    "missing_stream": "no 'stream' field and no record key",
+    "missing_stream": "the event has no 'stream' field",
     "bad_stream": "'stream' is not a non-empty string of at most 256 characters",
     "missing_value": "neither 'value' nor 'values' is present",
     "bad_value": "'value'/'values' is not a finite number (or an object of them)",
@@ -103,7 +103,7 @@ def parse_ts(raw: Any) -> float:
                 "bad_ts", f"'ts' {raw[:64]!r} is not RFC 3339 (e.g. 2026-11-26T10:00:00Z)"
             ) from None
         if dt.tzinfo is None:  # RFC 3339 requires an offset; read a bare time as UTC.
-            dt = dt.replace(tzinfo=timezone.utc)
+            dt = dt.replace(tzinfo=UTC)
         return dt.timestamp()
     raise _Invalid("bad_ts", f"'ts' has type {type(raw).__name__}; send a string or a number")
 
@@ -122,9 +122,9 @@ def _event(
 ) -> Event:
     if not isinstance(obj, dict):
         raise _Invalid("not_object", f"expected a JSON object, got {type(obj).__name__}")
-    stream = obj.get("stream", key)
+    stream = obj.get("stream")
     if stream is None:
-        raise _Invalid("missing_stream", "no 'stream' field and the record has no key")
+        raise _Invalid("missing_stream", "the event has no 'stream' field; add the stream id")
     if not isinstance(stream, str) or not stream or len(stream) > MAX_STREAM_LEN:
         raise _Invalid("bad_stream", f"'stream' must be a non-empty string of at most {MAX_STREAM_LEN} characters")
     if "values" in obj:
@@ -190,6 +190,8 @@ def decode_record(
         if len(doc) > max_events:
             return [DeadLetter("too_many_events", f"the array holds {len(doc)} events, more than max_events_per_record={max_events}",
                                value, key, source)]
+        if not any(isinstance(item, dict) for item in doc):
+            return [DeadLetter("not_object", "the array holds no event objects", value, key, source)]
         out: list[Event | DeadLetter] = []
         for i, item in enumerate(doc):
             src = Source(topic, partition, offset, i)

@@ -208,7 +208,7 @@ def load_dataclass(
             f"known: {', '.join(sorted(fields))}"
         )
     values: dict[str, Any] = {}
-    for name, field in fields.items():
+    for name, _field in fields.items():
         if name == "extra":
             continue
         if name in table:

@@ -1,0 +1,74 @@
+"""The Faust app, built from Settings by ``create_app``; no module-level app object."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import faust
+from prometheus_client import CollectorRegistry
+
+from streams.agents import register_scoring
+from streams.kafka_auth import faust_credentials
+from streams.metrics import Metrics
+from streams.scoring import StreamScorer, default_pipeline_factory
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Runtime:
+    """What the agents and views of one app share; reachable as ``app.runtime``."""
+
+    settings: Settings
+    registry: CollectorRegistry
+    metrics: Metrics
+    scorer: StreamScorer
+
+
+def faust_settings(settings: Settings) -> dict[str, Any]:
+    """Translate our settings into Faust's. Production defaults target Apache Kafka 3.x/4.x."""
+    conf: dict[str, Any] = {
+        "broker": [f"kafka://{hp.strip()}" for hp in settings.kafka_bootstrap.split(",")],
+        "broker_credentials": faust_credentials(settings),
+        "store": "memory://",
+        "autodiscover": False,
+        "datadir": settings.data_dir,
+        "processing_guarantee": "at_least_once",
+        "topic_partitions": settings.topic_partitions,
+        "topic_replication_factor": settings.topic_replication,
+        "broker_session_timeout": settings.session_timeout_s,
+        "broker_heartbeat_interval": settings.heartbeat_interval_s,
+        "broker_commit_interval": settings.commit_interval_s,
+        "producer_linger": settings.producer_linger_ms / 1000.0,
+        "consumer_auto_offset_reset": "earliest",
+        "web_port": settings.web_port,
+        "web_bind": settings.web_host,
+        "web_host": settings.web_host,
+        "web_in_thread": False,
+        "stream_buffer_maxsize": max(4096, settings.batch_max_events * 2),
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
+    if settings.dev_broker:
+        # Tansu: joins take half the session timeout; keep rebalances short.
+        conf["broker_rebalance_timeout"] = max(settings.session_timeout_s * 2, 6.0)
+        conf["broker_request_timeout"] = 30.0
+    return conf
+
+
+def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> faust.App:
+    registry = registry if registry is not None else CollectorRegistry()
+    app = faust.App(settings.app_id, **faust_settings(settings))
+    metrics = Metrics(registry)
+    runtime = Runtime(
+        settings=settings,
+        registry=registry,
+        metrics=metrics,
+        scorer=StreamScorer(default_pipeline_factory(settings)),
+    )
+    app.runtime = runtime  # type: ignore[attr-defined]
+    register_scoring(app, runtime)
+    return app

@@ -1,0 +1,47 @@
+"""`pynomaly worker`: create topics, build the app and run a Faust worker until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import faust
+
+from streams.app import create_app
+from streams.errors import PynomalyError
+from streams.settings import Settings
+from streams.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+def prepare_topics(settings: Settings, attempts: int = 30) -> None:
+    """Create missing topics, waiting for a broker that is still starting."""
+    loop = asyncio.new_event_loop()
+    try:
+        for attempt in range(attempts):
+            try:
+                loop.run_until_complete(ensure_topics(settings))
+                return
+            except PynomalyError as exc:
+                if attempt == attempts - 1:
+                    raise
+                if attempt == 0:
+                    print(f"pynomaly: {exc}; retrying for {attempts}s", file=sys.stderr, flush=True)
+                loop.run_until_complete(asyncio.sleep(1.0))
+    finally:
+        loop.close()
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
+def run_worker(settings: Settings) -> int:
+    prepare_topics(settings)
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    log.info(
+        "worker %s consuming %s from %s (web port %d)",
+        settings.app_id, settings.topic_events, settings.kafka_bootstrap, settings.web_port,
+    )
+    worker.execute_from_commandline()  # returns or exits on SIGTERM / Ctrl-C
+    return 0
