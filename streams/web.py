@@ -16,6 +16,8 @@ import faust
 from faust import web
 from prometheus_client import CollectorRegistry, generate_latest
 
+from streams.metrics import Metrics
+
 log = logging.getLogger(__name__)
 
 # The classic text format that generate_latest writes. prometheus_client's
@@ -26,18 +28,29 @@ EXPOSITION_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 Readiness = Callable[[], tuple[bool, str]]
 
 
-def register_views(app: faust.App, registry: CollectorRegistry, readiness: Readiness) -> None:
+def register_views(
+    app: faust.App,
+    registry: CollectorRegistry,
+    readiness: Readiness,
+    before_scrape: Callable[[], None] | None = None,
+) -> None:
     """Add GET /metrics, /healthz and /readyz to ``app``'s web server.
 
     Call once, after creating the app and before the worker starts. ``readiness`` is
     called on every /readyz request and returns ``(ready, reason)``; it must be cheap and
-    must not block (it runs on the event loop).
+    must not block (it runs on the event loop). ``before_scrape`` refreshes gauges that
+    are sampled rather than pushed (consumer lag) just before each exposition.
     """
 
     class MetricsView(web.View):
         """Prometheus text exposition of the injected registry."""
 
         async def get(self, request: web.Request) -> web.Response:
+            if before_scrape is not None:
+                try:
+                    before_scrape()
+                except Exception as exc:  # a stale gauge beats a failed scrape
+                    log.warning("refreshing sampled metrics failed: %s", type(exc).__name__)
             body = generate_latest(registry)
             return self.bytes(body, headers={"Content-Type": EXPOSITION_CONTENT_TYPE})
 
@@ -65,6 +78,37 @@ def register_views(app: faust.App, registry: CollectorRegistry, readiness: Readi
         ("/readyz", ReadyView),
     ):
         app.page(path, name=f"pynomaly{path.replace('/', '_')}")(view)
+
+
+def register_worker_views(app: faust.App, metrics: Metrics) -> None:
+    """The worker's wiring: views on ``metrics.registry``, Faust readiness, sampled lag."""
+
+    def refresh() -> None:
+        metrics.set_consumer_lag(faust_consumer_lag(app))
+
+    register_views(app, metrics.registry, faust_readiness(app), before_scrape=refresh)
+
+
+def faust_consumer_lag(app: faust.App) -> dict[tuple[str, int], int]:
+    """``{(topic, partition): records behind}`` for the partitions assigned to this worker.
+
+    Lag is the high watermark from the latest fetch minus the next offset to read; a
+    partition whose high watermark is not known yet is left out rather than guessed.
+    """
+    consumer = app.consumer
+    read_offsets = getattr(consumer, "_read_offset", {})  # last offset handed to a stream
+    lags: dict[tuple[str, int], int] = {}
+    for tp in consumer.assignment():
+        try:
+            high = consumer.highwater(tp)
+        except Exception as exc:  # partition just revoked or consumer not started: skip it
+            log.debug("no high watermark for %s: %s", tp, type(exc).__name__)
+            high = None
+        if high is None:
+            continue
+        read = read_offsets.get(tp)
+        lags[(tp.topic, tp.partition)] = max(0, int(high) - (read + 1 if read is not None else 0))
+    return lags
 
 
 def faust_readiness(app: faust.App) -> Readiness:

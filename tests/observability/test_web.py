@@ -50,7 +50,12 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Metrics, dict[str, object]]]:
             raise RuntimeError("secret-token-123 in a message that must not leak")
         return bool(state["ready"]), str(state["reason"])
 
-    register_views(app, registry, readiness)
+    def before_scrape() -> None:
+        if state.get("scrape_boom"):
+            raise RuntimeError("sampling failed")
+        metrics.active_streams.inc()  # visible proof that the hook ran before exposition
+
+    register_views(app, registry, readiness, before_scrape=before_scrape)
     loop = asyncio.new_event_loop()
     loop.run_until_complete(app.web.start())
     # Serve from a background thread so blocking urllib calls can reach the server.
@@ -83,6 +88,16 @@ def test_metrics_endpoint_exposes_the_injected_registry(served) -> None:
     assert samples[("pynomaly_anomalies_total", (("severity", "error"),))] == 1
     # Only our registry: no process/platform collectors from the global default registry.
     assert "process_cpu_seconds_total" not in body
+    assert samples[("pynomaly_active_streams", ())] == 1
+
+
+def test_metrics_survive_a_failing_sampler(served) -> None:
+    base, _, state = served
+    _get(base + "/metrics")
+    state["scrape_boom"] = True
+    status, _, body = _get(base + "/metrics")
+    assert status == 200
+    assert "pynomaly_active_streams 1.0" in body  # second refresh failed; last value served
 
 
 def test_healthz_and_readyz(served) -> None:
