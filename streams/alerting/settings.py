@@ -1,0 +1,133 @@
+"""AlertingSettings: sinks (from secrets in env vars), lifecycle timings, routes, silences.
+
+Loaded with :func:`streams.settings.load_dataclass` from ``PYNOMALY_*`` variables and the
+TOML ``[alerting]`` table (``[[alerting.routes]]`` and ``[[alerting.silences]]`` are
+arrays of tables). A sink is enabled when its URL or key is set. URLs, keys and secrets
+are :class:`~streams.settings.Secret`: their repr never shows the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from sinks.delivery import DeliveryPolicy
+from streams.alerting.lifecycle import Timings
+from streams.alerting.routing import Route, Router
+from streams.alerting.silences import Silence, SilenceSet
+from streams.errors import SettingsError
+from streams.settings import Secret, load_dataclass
+
+SINK_NAMES = ("slack", "teams", "pagerduty", "webhook")
+
+
+def _doc(text: str, **kw: Any) -> Any:
+    return dataclasses.field(metadata={"doc": text}, **kw)
+
+
+@dataclasses.dataclass(frozen=True)
+class AlertingSettings:
+    """Env var = ``PYNOMALY_`` + upper-cased name; TOML keys go in ``[alerting]``."""
+
+    slack_webhook_url: Secret = _doc("Slack incoming webhook URL (enables Slack)", default=Secret(""))
+    teams_webhook_url: Secret = _doc("Teams Workflows webhook URL (enables Teams)", default=Secret(""))
+    pagerduty_routing_key: Secret = _doc("PagerDuty Events v2 integration key (enables PagerDuty)",
+                                         default=Secret(""))
+    pagerduty_url: Secret = _doc("PagerDuty Events API base URL",
+                                 default=Secret("https://events.pagerduty.com"))
+    webhook_url: Secret = _doc("generic webhook URL (enables the webhook sink)", default=Secret(""))
+    webhook_secret: Secret = _doc("HMAC-SHA256 key for the webhook signature", default=Secret(""))
+    dashboard_url: Secret = _doc("Grafana base URL for links in notifications", default=Secret(""))
+    dashboard_uid: str = _doc("uid of the per-stream Grafana dashboard", default="pynomaly-stream")
+    min_duration_s: float = _doc("an anomaly run must last this long to open an incident", default=0.0)
+    min_count: int = _doc("...and hold this many anomalous records", default=1)
+    quiet_s: float = _doc("event-time seconds without anomalies that resolve an incident", default=300.0)
+    update_interval_s: float = _doc("at most one 'updated' alert record per incident per interval",
+                                    default=300.0)
+    cooldown_s: float = _doc("new incidents on a stream this soon after a resolve stay quiet",
+                             default=300.0)
+    lateness_s: float = _doc("event-time lateness allowed before the watermark resolves", default=60.0)
+    group_window_s: float = _doc("window in which many new incidents become one group", default=120.0)
+    group_max_individual: int = _doc("incidents per window notified one by one", default=5)
+    group_top_n: int = _doc("members listed in a group notification", default=10)
+    false_positive_suppress_s: float = _doc("quiet period after false-positive feedback", default=3600.0)
+    notify_update_interval_s: float = _doc("chat updates (on escalation) at most this often",
+                                           default=1800.0)
+    default_sinks: tuple[str, ...] = _doc("sinks of the default route (empty: all enabled)", default=())
+    max_attempts: int = _doc("delivery attempts per notification", default=6)
+    base_backoff_s: float = _doc("first retry delay; doubles per attempt, with jitter", default=0.5)
+    max_backoff_s: float = _doc("longest retry delay", default=60.0)
+    deadline_s: float = _doc("give up and dead-letter after this long", default=300.0)
+    breaker_failures: int = _doc("consecutive failures that open a sink's circuit", default=5)
+    breaker_reset_s: float = _doc("open-circuit time before a trial send", default=30.0)
+    slack_rate_per_s: float = _doc("Slack messages per second per webhook", default=1.0)
+    rate_per_s: float = _doc("messages per second for the other sinks", default=5.0)
+    http_timeout_s: float = _doc("HTTP timeout per attempt", default=10.0)
+    routes: list[dict[str, Any]] = _doc("[[alerting.routes]]: streams, tags, min_severity, sinks",
+                                        default_factory=list)
+    silences: list[dict[str, Any]] = _doc("[[alerting.silences]]: stream, tags, starts_at, ends_at",
+                                          default_factory=list)
+
+    def __post_init__(self) -> None:
+        for name in ("quiet_s", "group_window_s", "http_timeout_s", "rate_per_s", "slack_rate_per_s",
+                     "deadline_s", "base_backoff_s"):
+            if not getattr(self, name) > 0:
+                raise SettingsError(f"invalid setting {name} / PYNOMALY_{name.upper()}: expected > 0")
+        for name in ("min_duration_s", "cooldown_s", "lateness_s", "update_interval_s"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"invalid setting {name} / PYNOMALY_{name.upper()}: expected >= 0")
+        for name in ("min_count", "max_attempts", "breaker_failures", "group_top_n"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"invalid setting {name} / PYNOMALY_{name.upper()}: expected >= 1")
+        for name in ("slack_webhook_url", "teams_webhook_url", "webhook_url", "pagerduty_url",
+                     "dashboard_url"):
+            value = getattr(self, name)
+            if value and not str(value).startswith(("http://", "https://")):
+                raise SettingsError(f"invalid setting {name} / PYNOMALY_{name.upper()}: expected an "
+                                    "http(s):// URL (value hidden: it is a secret)")
+        key = self.pagerduty_routing_key
+        if key and len(key) != 32:
+            raise SettingsError("invalid setting PYNOMALY_PAGERDUTY_ROUTING_KEY: expected the "
+                                f"32-character Events API v2 integration key, got {len(key)} characters")
+        if self.webhook_url and not self.webhook_secret:
+            raise SettingsError("PYNOMALY_WEBHOOK_URL is set but PYNOMALY_WEBHOOK_SECRET is not: "
+                                "set a shared secret so receivers can verify the signature")
+        unknown = sorted(set(self.default_sinks) - set(SINK_NAMES))
+        if unknown:
+            raise SettingsError(f"invalid setting default_sinks: unknown {', '.join(unknown)}; "
+                                f"known: {', '.join(SINK_NAMES)}")
+        self.router()  # validates routes now, not at the first alert
+        self.silence_set()
+
+    @property
+    def enabled_sinks(self) -> list[str]:
+        configured = {"slack": self.slack_webhook_url, "teams": self.teams_webhook_url,
+                      "pagerduty": self.pagerduty_routing_key, "webhook": self.webhook_url}
+        return [name for name in SINK_NAMES if configured[name]]
+
+    def timings(self) -> Timings:
+        return Timings(self.min_duration_s, self.min_count, self.quiet_s, self.update_interval_s,
+                       self.cooldown_s, self.lateness_s)
+
+    def router(self) -> Router:
+        routes = [Route.from_dict(r, i, SINK_NAMES) for i, r in enumerate(self.routes)]
+        return Router(routes, self.default_sinks, self.enabled_sinks)
+
+    def silence_set(self) -> SilenceSet:
+        return SilenceSet(Silence.from_dict(s, f"[[alerting.silences]] #{i + 1}")
+                          for i, s in enumerate(self.silences))
+
+    def policy(self, sink: str) -> DeliveryPolicy:
+        return DeliveryPolicy(
+            max_attempts=self.max_attempts, base_backoff_s=self.base_backoff_s,
+            max_backoff_s=self.max_backoff_s, deadline_s=self.deadline_s,
+            rate_per_s=self.slack_rate_per_s if sink == "slack" else self.rate_per_s,
+            burst=1 if sink == "slack" else 5, breaker_failures=self.breaker_failures,
+            breaker_reset_s=self.breaker_reset_s)
+
+
+def load_alerting_settings(environ: Mapping[str, str] | None = None,
+                           table: Mapping[str, Any] | None = None, **overrides: Any) -> AlertingSettings:
+    """From env vars and the ``[alerting]`` TOML table (``Settings.extra["alerting"]``)."""
+    return load_dataclass(AlertingSettings, environ, table, **overrides)
