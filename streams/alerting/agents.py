@@ -1,0 +1,161 @@
+"""Faust wiring: the incident agent and one notify agent per enabled sink.
+
+* ``incidents`` consumes ``pynomaly.scores`` (every scored record: anomalies open and
+  update incidents, calm records prove them over) and ``pynomaly.feedback``; it writes
+  every transition to ``pynomaly.alerts`` keyed by stream, and waits for the broker's
+  acknowledgement before its input offsets become committable.
+* ``notify-<sink>`` (one agent per sink) consumes ``pynomaly.alerts`` and returns from
+  each record only after the sink accepted it or the failure was final and the
+  notification went to the dead-letter topic; so offsets commit after acceptance
+  (at-least-once). Scoring never waits for a sink; a slow sink holds back only its own
+  agent, until the shared topic buffer (``stream_buffer_maxsize``) fills.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from typing import Any, cast
+
+import faust
+import orjson
+from prometheus_client import CollectorRegistry
+
+from sinks.delivery import Delivery
+from streams.alerting.engine import AlertEngine
+from streams.alerting.factory import build_deliveries
+from streams.alerting.feedback import parse_feedback
+from streams.alerting.grouping import Grouper
+from streams.alerting.metrics import AlertingMetrics
+from streams.alerting.notify import Notifier
+from streams.alerting.records import InvalidRecord, parse_scored
+from streams.alerting.settings import AlertingSettings
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def build_engine(a: AlertingSettings) -> AlertEngine:
+    return AlertEngine(a.timings(), Grouper(a.group_window_s, a.group_max_individual, a.group_top_n),
+                       a.silence_set(), a.false_positive_suppress_s)
+
+
+def build_notifier(a: AlertingSettings) -> Notifier:
+    return Notifier(a.router(), str(a.dashboard_url), a.dashboard_uid, a.notify_update_interval_s,
+                    a.group_top_n)
+
+
+def deadletter(reason: str, message: str, raw: bytes | None, msg: Any, **extra: Any) -> bytes:
+    doc = {"reason": reason, "message": message,
+           "raw_b64": base64.b64encode(raw[:65536]).decode() if raw else None,
+           "source": {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset}, **extra}
+    return orjson.dumps(doc)
+
+
+def register_alerting(app: faust.App, settings: Settings, alerting_settings: AlertingSettings,
+                      metrics_registry: CollectorRegistry) -> None:
+    """Add the incident agent and the notify agents to ``app`` (idempotent)."""
+    if getattr(app, "_pynomaly_alerting", False):
+        return
+    app._pynomaly_alerting = True  # type: ignore[attr-defined]
+    a = alerting_settings
+    metrics = AlertingMetrics(metrics_registry)
+    engine = build_engine(a)
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    scores = app.topic(settings.topic_scores, **raw)
+    feedback = app.topic(settings.topic_feedback, **raw)
+    alerts = app.topic(settings.topic_alerts, **raw)
+
+    async def publish(records: list[tuple[str, bytes | None, bytes]]) -> None:
+        """Send (topic, key, value) records and wait for every broker acknowledgement."""
+        pending = [await app.producer.send(t, k, v, None, None, None) for t, k, v in records]
+        if pending:
+            await asyncio.gather(*pending)
+
+    def out_records(recs: list[dict[str, Any]]) -> list[tuple[str, bytes | None, bytes]]:
+        for r in recs:
+            metrics.alert_records.labels(type=r["type"], action=r["action"]).inc()
+        metrics.open_incidents.set(len(engine.open_incidents()))
+        # keyed by stream: one incident's transitions stay in order on one partition
+        return [(settings.topic_alerts, str(r.get("stream") or r.get("group_id")).encode(), orjson.dumps(r))
+                for r in recs]
+
+    @app.agent(scores, name="incidents")
+    async def incidents(stream: faust.StreamT[bytes]) -> None:
+        batches = cast(faust.Stream[bytes], stream).take_events
+        async for batch in batches(1000, 0.05):
+            out: list[tuple[str, bytes | None, bytes]] = []
+            for ev in batch:
+                msg = ev.message
+                try:
+                    recs = engine.observe(parse_scored(orjson.loads(msg.value or b"null")))
+                except (orjson.JSONDecodeError, InvalidRecord) as exc:
+                    reason = getattr(exc, "reason", "not_json")
+                    metrics.deadlettered.labels(reason=reason).inc()
+                    out.append((settings.topic_deadletter, msg.key,
+                                deadletter(reason, str(exc)[:300], msg.value, msg)))
+                    continue
+                out += out_records(recs)
+            await publish(out)  # returns after the broker acknowledged: then offsets may commit
+
+    @app.agent(feedback, name="feedback")
+    async def on_feedback(stream: faust.StreamT[bytes]) -> None:
+        async for ev in cast(faust.Stream[bytes], stream).events():
+            msg = ev.message
+            try:
+                recs = engine.feedback(parse_feedback(orjson.loads(msg.value or b"null")))
+            except (orjson.JSONDecodeError, InvalidRecord) as exc:
+                reason = getattr(exc, "reason", "not_json")
+                metrics.deadlettered.labels(reason=reason).inc()
+                await publish([(settings.topic_deadletter, msg.key,
+                                 deadletter(reason, str(exc)[:300], msg.value, msg))])
+                continue
+            await publish(out_records(recs))
+
+    deliveries = build_deliveries(a, on_attempt=metrics.attempt)
+    for name, delivery in deliveries.items():
+        _register_notify(app, alerts, name, delivery, build_notifier(a), metrics, settings)
+    log.info("alerting: incident agent on %s; notify agents for %s", settings.topic_scores,
+             ", ".join(deliveries) or "no sinks (none configured)")
+
+    @app.on_stop.connect
+    async def close_sinks(app: faust.App, **kwargs: Any) -> None:
+        for d in deliveries.values():
+            close = getattr(d.sink, "close", None)
+            if close is not None:
+                await close()
+
+
+def _register_notify(app: faust.App, alerts: faust.TopicT, name: str, delivery: Delivery,
+                     notifier: Notifier, metrics: AlertingMetrics, settings: Settings) -> None:
+    async def notify(stream: faust.StreamT[bytes]) -> None:
+        async for ev in cast(faust.Stream[bytes], stream).events():
+            msg = ev.message
+            try:
+                rec = orjson.loads(msg.value or b"null")
+                plans = [n for sink, n in notifier.plan(rec) if sink == name] if isinstance(rec, dict) else []
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                metrics.deadlettered.labels(reason="bad_alert_record").inc()
+                fut = await app.producer.send(settings.topic_deadletter, None, deadletter(
+                    "bad_alert_record", f"{type(exc).__name__}: {exc}"[:300], msg.value, msg),
+                    None, None, None)
+                await fut
+                continue
+            for n in plans:
+                started = time.monotonic()
+                outcome = await delivery.deliver(n)
+                metrics.delivery.labels(sink=name).observe(time.monotonic() - started)
+                if not outcome.delivered:
+                    metrics.attempt(name, "gave_up" if outcome.reason == "gave_up" else "dead_lettered")
+                    metrics.deadlettered.labels(reason=f"sink_{outcome.reason}").inc()
+                    err = outcome.error.message if outcome.error else "unknown"
+                    fut = await app.producer.send(settings.topic_deadletter, n.incident_id.encode(),
+                                                  deadletter(f"sink_{outcome.reason}", err, None, msg,
+                                                             sink=name, notification=n.as_dict()),
+                                                  None, None, None)
+                    await fut  # dead-lettered before the offset may commit
+
+    notify.__name__ = f"notify_{name}"
+    app.agent(alerts, name=f"notify-{name}")(notify)
