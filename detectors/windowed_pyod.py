@@ -115,6 +115,7 @@ class WindowedPyOD:
         self.model_version = 0
         self.last_error: str | None = None
         self.future: Future[Any] | None = None
+        self.future_cols = 0  # column count of the window the pending fit sees
 
     def bind(self, executor: Executor | None, clock: Callable[[], float] | None = None) -> None:
         """Attach the refit executor (and clock) after construction or a state restore."""
@@ -160,13 +161,13 @@ class WindowedPyOD:
             return
         self.future = None
         try:
-            self._install(fut.result())
+            self._install(fut.result(), self.future_cols)
         except Exception as exc:  # keep scoring with the old model; the next refit retries
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.warning("refit of %s failed: %s", self.name, self.last_error)
 
-    def _install(self, model: Any) -> None:
-        self.model = (model, model.n_features_in_ if hasattr(model, "n_features_in_") else 0)
+    def _install(self, model: Any, cols: int) -> None:
+        self.model = (model, cols)
         self.model_version += 1
 
     def score_one(self, x: Features) -> float:
@@ -178,7 +179,7 @@ class WindowedPyOD:
         if not np.isfinite(row).all():
             return float("inf")
         model, d = current
-        return float(model.decision_function(row[None, : d or len(row)])[0])
+        return float(model.decision_function(row[None, :d])[0])
 
     def score_many(self, X: np.ndarray) -> np.ndarray:
         """Score a batch (rows in this detector's column order) with the current model."""
@@ -186,7 +187,7 @@ class WindowedPyOD:
         if self.model is None:
             return np.zeros(len(X))
         model, d = self.model
-        return np.asarray(model.decision_function(np.asarray(X, float)[:, : d or X.shape[1]]))
+        return np.asarray(model.decision_function(np.asarray(X, float)[:, :d]))
 
     def learn_one(self, x: Features) -> None:
         row = self._row(x, grow=True)
@@ -214,15 +215,18 @@ class WindowedPyOD:
         self.since_fit = 0
         self.last_fit = self.clock()
         if self.executor is None:
-            self._install(self.fitter(self.algorithm, self.params, self.seed, X))
+            self._install(self.fitter(self.algorithm, self.params, self.seed, X), X.shape[1])
         else:
+            self.future_cols = X.shape[1]
             self.future = self.executor.submit(
                 self.fitter, self.algorithm, self.params, self.seed, X
             )
 
 
-_TEST = {"window": 64, "refit_every": 32, "min_fit": 32, "seed": 0}
+# Small windows and models keep the contract suite fast.
+_TEST = {"window": 48, "refit_every": 64, "min_fit": 32, "seed": 0}
+_TEST_EXTRA: dict[str, dict[str, Any]] = {"iforest": {"n_estimators": 10}, "lof": {"n_neighbors": 8}}
 for _name in ALGORITHMS:
-    register(f"pyod.{_name}", test_params=dict(_TEST))(
+    register(f"pyod.{_name}", test_params={**_TEST, **_TEST_EXTRA.get(_name, {})})(
         functools.partial(WindowedPyOD, _name)  # type: ignore[arg-type]
     )
