@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -120,9 +121,14 @@ def run_demo(settings: Settings, duration: float | None, streams: int, rate_tick
     env = {**os.environ, "PYNOMALY_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
            "PYNOMALY_DEV_BROKER": "true", "PYNOMALY_APP_ID": settings.app_id,
            "PYNOMALY_WEB_PORT": str(settings.web_port), "PYNOMALY_LOG_LEVEL": "warning"}
-    worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env)
-    print(f"demo: worker started (pid {worker.pid}); metrics on http://127.0.0.1:{settings.web_port}/metrics",
-          file=sys.stderr)
+    log_dir = Path(settings.data_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / "demo-worker.log"
+    with log_path.open("ab") as log_file:
+        worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
+                                  stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    print(f"demo: worker started (pid {worker.pid}, log {log_path}); "
+          f"metrics on http://127.0.0.1:{settings.web_port}/metrics", file=sys.stderr)
     try:
         return asyncio.run(_run(settings, duration, streams, rate_ticks))
     finally:
