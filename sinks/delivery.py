@@ -104,7 +104,8 @@ class Delivery:
 
     def __init__(self, sink: Sink, policy: DeliveryPolicy | None = None, *, clock: Clock = time.monotonic,
                  sleep: Sleep = asyncio.sleep, rng: random.Random | None = None,
-                 on_attempt: Callable[[str, str], None] | None = None) -> None:
+                 on_attempt: Callable[[str, str], None] | None = None,
+                 on_request: Callable[[str, float], None] | None = None) -> None:
         self.sink = sink
         self.policy = policy or DeliveryPolicy()
         self.clock, self.sleep = clock, sleep
@@ -112,6 +113,7 @@ class Delivery:
         self.limiter = RateLimiter(self.policy.rate_per_s, self.policy.burst, clock)
         self.breaker = CircuitBreaker(self.policy.breaker_failures, self.policy.breaker_reset_s, clock)
         self.on_attempt = on_attempt  # (sink, outcome) -> None: metrics hook
+        self.on_request = on_request  # (sink, seconds of one send) -> None: metrics hook
         self._lock = asyncio.Lock()  # one send at a time per sink keeps the rate honest
 
     def backoff(self, attempt: int, retry_after: float | None) -> float:
@@ -129,7 +131,12 @@ class Delivery:
             try:
                 async with self._lock:
                     await self._admit()
-                    await self.sink.send(n)
+                    sent_at = self.clock()
+                    try:
+                        await self.sink.send(n)
+                    finally:
+                        if self.on_request is not None:
+                            self.on_request(name, self.clock() - sent_at)
                 self.breaker.success()
                 self._note(name, "delivered")
                 return Outcome(name, True, attempt)

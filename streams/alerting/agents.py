@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import logging
-import time
 from typing import Any, cast
 
 import faust
@@ -28,10 +28,10 @@ from streams.alerting.engine import AlertEngine
 from streams.alerting.factory import build_deliveries
 from streams.alerting.feedback import parse_feedback
 from streams.alerting.grouping import Grouper
-from streams.alerting.metrics import AlertingMetrics
 from streams.alerting.notify import Notifier
 from streams.alerting.records import InvalidRecord, parse_scored
 from streams.alerting.settings import AlertingSettings
+from streams.metrics import ANOMALY_SEVERITIES, Metrics
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,13 +55,17 @@ def deadletter(reason: str, message: str, raw: bytes | None, msg: Any, **extra: 
 
 
 def register_alerting(app: faust.App, settings: Settings, alerting_settings: AlertingSettings,
-                      metrics_registry: CollectorRegistry) -> None:
-    """Add the incident agent and the notify agents to ``app`` (idempotent)."""
+                      metrics_registry: CollectorRegistry | Metrics) -> None:
+    """Add the incident, feedback and notify agents to ``app`` (idempotent).
+
+    ``metrics_registry`` is the app's :class:`streams.metrics.Metrics` (preferred: the
+    alerting series are defined there) or a bare registry to define them on.
+    """
     if getattr(app, "_pynomaly_alerting", False):
         return
     app._pynomaly_alerting = True  # type: ignore[attr-defined]
     a = alerting_settings
-    metrics = AlertingMetrics(metrics_registry)
+    metrics = metrics_registry if isinstance(metrics_registry, Metrics) else Metrics(metrics_registry)
     engine = build_engine(a)
     raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     scores = app.topic(settings.topic_scores, **raw)
@@ -76,8 +80,13 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
 
     def out_records(recs: list[dict[str, Any]]) -> list[tuple[str, bytes | None, bytes]]:
         for r in recs:
-            metrics.alert_records.labels(type=r["type"], action=r["action"]).inc()
-        metrics.open_incidents.set(len(engine.open_incidents()))
+            if r["type"] == "incident" and r["action"] in ("opened", "updated", "resolved"):
+                silenced = r["action"] == "opened" and r.get("suppressed")
+                metrics.incident_transitions.labels(transition="silenced" if silenced else r["action"]).inc()
+        if recs:
+            by_sev = collections.Counter(i.severity for i in engine.open_incidents())
+            for sev in ANOMALY_SEVERITIES:
+                metrics.open_incidents.labels(severity=sev).set(by_sev.get(sev, 0))
         # keyed by stream: one incident's transitions stay in order on one partition
         return [(settings.topic_alerts, str(r.get("stream") or r.get("group_id")).encode(), orjson.dumps(r))
                 for r in recs]
@@ -93,7 +102,7 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
                     recs = engine.observe(parse_scored(orjson.loads(msg.value or b"null")))
                 except (orjson.JSONDecodeError, InvalidRecord) as exc:
                     reason = getattr(exc, "reason", "not_json")
-                    metrics.deadlettered.labels(reason=reason).inc()
+                    metrics.errors.labels(component="incidents").inc()
                     out.append((settings.topic_deadletter, msg.key,
                                 deadletter(reason, str(exc)[:300], msg.value, msg)))
                     continue
@@ -108,20 +117,22 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
                 recs = engine.feedback(parse_feedback(orjson.loads(msg.value or b"null")))
             except (orjson.JSONDecodeError, InvalidRecord) as exc:
                 reason = getattr(exc, "reason", "not_json")
-                metrics.deadlettered.labels(reason=reason).inc()
+                metrics.errors.labels(component="incidents").inc()
                 await publish([(settings.topic_deadletter, msg.key,
                                  deadletter(reason, str(exc)[:300], msg.value, msg))])
                 continue
             await publish(out_records(recs))
 
-    deliveries = build_deliveries(a, on_attempt=metrics.attempt)
+    deliveries = build_deliveries(a, on_attempt=metrics.note_notification,
+                                  on_request=lambda sink, secs: metrics.sink_request_duration.labels(
+                                      sink=sink).observe(secs))
     for name, delivery in deliveries.items():
         _register_notify(app, alerts, name, delivery, build_notifier(a), metrics, settings)
     log.info("alerting: incident agent on %s; notify agents for %s", settings.topic_scores,
              ", ".join(deliveries) or "no sinks (none configured)")
 
-    @app.on_stop.connect
-    async def close_sinks(app: faust.App, **kwargs: Any) -> None:
+    @app.on_before_shutdown.connect
+    async def close_sinks(app: faust.App, **kwargs: Any) -> None:  # noqa: ARG001
         for d in deliveries.values():
             close = getattr(d.sink, "close", None)
             if close is not None:
@@ -129,7 +140,7 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
 
 
 def _register_notify(app: faust.App, alerts: faust.TopicT, name: str, delivery: Delivery,
-                     notifier: Notifier, metrics: AlertingMetrics, settings: Settings) -> None:
+                     notifier: Notifier, metrics: Metrics, settings: Settings) -> None:
     async def notify(stream: faust.StreamT[bytes]) -> None:
         async for ev in cast(faust.Stream[bytes], stream).events():
             msg = ev.message
@@ -137,19 +148,15 @@ def _register_notify(app: faust.App, alerts: faust.TopicT, name: str, delivery: 
                 rec = orjson.loads(msg.value or b"null")
                 plans = [n for sink, n in notifier.plan(rec) if sink == name] if isinstance(rec, dict) else []
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                metrics.deadlettered.labels(reason="bad_alert_record").inc()
+                metrics.errors.labels(component="notify").inc()
                 fut = await app.producer.send(settings.topic_deadletter, None, deadletter(
                     "bad_alert_record", f"{type(exc).__name__}: {exc}"[:300], msg.value, msg),
                     None, None, None)
                 await fut
                 continue
             for n in plans:
-                started = time.monotonic()
                 outcome = await delivery.deliver(n)
-                metrics.delivery.labels(sink=name).observe(time.monotonic() - started)
                 if not outcome.delivered:
-                    metrics.attempt(name, "gave_up" if outcome.reason == "gave_up" else "dead_lettered")
-                    metrics.deadlettered.labels(reason=f"sink_{outcome.reason}").inc()
                     err = outcome.error.message if outcome.error else "unknown"
                     fut = await app.producer.send(settings.topic_deadletter, n.incident_id.encode(),
                                                   deadletter(f"sink_{outcome.reason}", err, None, msg,

@@ -28,7 +28,8 @@ def build_sinks(s: AlertingSettings) -> dict[str, Sink]:
     return sinks
 
 
-def build_deliveries(s: AlertingSettings, on_attempt: Callable[[str, str], None] | None = None
-                     ) -> dict[str, Delivery]:
-    return {name: Delivery(sink, s.policy(name), on_attempt=on_attempt)
+def build_deliveries(s: AlertingSettings, on_attempt: Callable[[str, str], None] | None = None,
+                     on_request: Callable[[str, float], None] | None = None) -> dict[str, Delivery]:
+    """Each sink wrapped in its policy; the hooks feed metrics (sink, outcome / seconds)."""
+    return {name: Delivery(sink, s.policy(name), on_attempt=on_attempt, on_request=on_request)
             for name, sink in build_sinks(s).items()}

@@ -32,7 +32,7 @@ def main() -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     prepare_topics(settings)
     app = create_app(settings)
-    register_alerting(app, settings, alerting, app.runtime.registry)  # type: ignore[attr-defined]
+    register_alerting(app, settings, alerting, app.runtime.metrics)  # type: ignore[attr-defined]
     faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True).execute_from_commandline()
     return 0
 

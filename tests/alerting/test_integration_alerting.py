@@ -1,0 +1,108 @@
+"""End to end: worker subprocess on the real broker -> incidents -> Slack, Teams, PagerDuty.
+
+Three well-separated spikes on one stream after a quiet warm-up must each reach every
+sink once as a valid payload (the local receivers enforce each vendor's contract), and
+PagerDuty must get a resolve with the same dedup_key for each incident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+
+from streams.broker import free_port
+from tests.support.kafka import REPO, WorkerProcess, producer, read_all
+from tests.support.receivers import PD_KEY, PagerDutyReceiver, SlackReceiver, TeamsReceiver
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_790_000_000
+SPIKES = (400, 800, 1200)
+
+
+class AlertingWorker(WorkerProcess):
+    """The worker with alerting agents (python -m streams.alerting.worker)."""
+
+    def start(self, wait_ready: float = 60.0) -> AlertingWorker:
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "streams.alerting.worker"], env=self.env,
+                                     stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO)
+        if wait_ready:
+            self.wait_for("Worker]: Ready", wait_ready)
+        return self
+
+
+def events() -> list[dict]:
+    out = []
+    for i in range(1400):
+        # smooth, deterministic signals: no noise that a 0.999 threshold could flag
+        value = 100 + 2 * math.sin(i / 5)
+        if any(s <= i < s + 3 for s in SPIKES):
+            value += 80
+        out.append({"stream": "payments.latency", "ts": T0 + i, "value": round(value, 3),
+                    "tags": {"service": "payments"}})
+        out.append({"stream": "orders.rate", "ts": T0 + i, "value": round(50 + math.cos(i / 7), 3)})
+    return out
+
+
+async def wait_until(cond, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_spikes_reach_every_sink_and_pagerduty_resolves(kafka_bootstrap, app_env, tmp_path):
+    slack, teams, pd = SlackReceiver(), TeamsReceiver(), PagerDutyReceiver()
+    for r in (slack, teams, pd):
+        await r.start()
+    env = {**app_env,
+           "PYNOMALY_SLACK_WEBHOOK_URL": slack.url, "PYNOMALY_TEAMS_WEBHOOK_URL": teams.url,
+           "PYNOMALY_PAGERDUTY_ROUTING_KEY": PD_KEY, "PYNOMALY_PAGERDUTY_URL": pd.base_url,
+           "PYNOMALY_DASHBOARD_URL": "http://grafana.local:3000",
+           "PYNOMALY_QUIET_S": "60", "PYNOMALY_COOLDOWN_S": "0", "PYNOMALY_LATENESS_S": "0",
+           "PYNOMALY_SLACK_RATE_PER_S": "50"}
+    worker = AlertingWorker(kafka_bootstrap, env, tmp_path, free_port())
+    try:
+        await asyncio.to_thread(worker.start, 90.0)
+        p = producer(kafka_bootstrap)
+        for ev in events():
+            p.produce(app_env["PYNOMALY_TOPIC_EVENTS"], key=ev["stream"], value=orjson.dumps(ev))
+        await asyncio.to_thread(p.flush, 30)
+        await wait_until(lambda: len(pd.events("resolve")) >= 3, 120, "three PagerDuty resolves")
+        await asyncio.sleep(2)  # anything extra would arrive now
+        for r in (slack, teams, pd):
+            assert r.rejected == [], r.rejected
+        triggers = pd.events("trigger")
+        resolves = pd.events("resolve")
+        assert len(triggers) == 3 and len(resolves) == 3
+        keys = [t["dedup_key"] for t in triggers]
+        assert len(set(keys)) == 3 and sorted(keys) == sorted(r["dedup_key"] for r in resolves)
+        opened = sorted(t["payload"]["custom_details"]["Opened"] for t in triggers)
+        assert all(t["payload"]["source"] == "payments.latency" for t in triggers)
+        assert pd.open_alerts == set()
+        slack_texts = [m["text"] for m in slack.accepted]
+        teams_titles = [m["attachments"][0]["content"]["body"][0]["text"] for m in teams.accepted]
+        for key in keys:
+            assert sum(key in orjson.dumps(m).decode() for m in slack.accepted) == 2  # trigger + resolve
+            assert sum(key in orjson.dumps(m).decode() for m in teams.accepted) == 2
+        assert sum(t.startswith("[RESOLVED]") for t in teams_titles) == 3
+        assert sum("RESOLVED" in t for t in slack_texts) == 3
+        assert "grafana.local:3000/d/pynomaly-stream" in orjson.dumps(slack.accepted[0]).decode()
+        alerts = await asyncio.to_thread(read_all, kafka_bootstrap, app_env["PYNOMALY_TOPIC_ALERTS"],
+                                         None, 20, 2)
+        acts = [(a["action"], a["incident_id"]) for a in alerts if a["type"] == "incident"]
+        assert sorted(i for a, i in acts if a == "opened") == sorted(keys)
+        assert len(opened) == 3
+    finally:
+        await asyncio.to_thread(worker.stop)
+        for r in (slack, teams, pd):
+            await r.stop()
