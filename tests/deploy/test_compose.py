@@ -110,9 +110,19 @@ def test_topic_script_creates_exactly_the_apps_topics() -> None:
 def test_prometheus_scrapes_every_worker_and_loads_rules(model: Doc) -> None:
     prom = model["services"]["prometheus"]
     mounts = {v["target"]: Path(v["source"]) for v in prom["volumes"] if v["type"] == "bind"}
-    assert mounts["/etc/prometheus/rules"] == COMPOSE_DIR.parent / "prometheus"
+    rules_dir = mounts["/etc/prometheus/rules"]
+    assert rules_dir.parent == COMPOSE_DIR.parent / "prometheus"
     config = yaml.safe_load(mounts["/etc/prometheus/prometheus.yml"].read_text())
-    assert any(r.startswith("/etc/prometheus/rules/") for r in config["rule_files"])
+    # Every file the rule globs match inside the container must be a rules file, or
+    # Prometheus refuses to start; and at least one must match.
+    matched = [f for pattern in config["rule_files"]
+               for f in rules_dir.glob(pattern.removeprefix("/etc/prometheus/rules/"))]
+    assert matched, f"rule_files {config['rule_files']} match nothing in {rules_dir}"
+    for f in matched:
+        assert "groups" in yaml.safe_load(f.read_text()), f"{f} is not a Prometheus rules file"
+    # The job the rules select on is the job this stack scrapes workers as.
+    rule_jobs = {j for f in matched for j in re.findall(r'job="([^"]+)"', f.read_text())}
+    assert rule_jobs == {"pynomaly"}
     job = next(j for j in config["scrape_configs"] if j["job_name"] == "pynomaly")
     sd = job["dns_sd_configs"][0]
     port = int(model["services"]["worker"]["environment"]["PYNOMALY_WEB_PORT"])

@@ -143,6 +143,9 @@ def test_probes_ports_and_selectors_line_up(rendered: dict[str, list[Doc]], name
     pm = one(docs, "PodMonitor")
     assert selects(pm["spec"]["selector"]["matchLabels"])
     assert all(ep["port"] in ports and ep["path"] == "/metrics" for ep in pm["spec"]["podMetricsEndpoints"])
+    # The alert rules select job="pynomaly"; a PodMonitor's job is "<ns>/<name>" unless
+    # jobLabel names a pod label.
+    assert labels[pm["spec"]["jobLabel"]] == "pynomaly"
     ingress_ports = {p["port"] for rule in one(docs, "NetworkPolicy")["spec"]["ingress"] for p in rule["ports"]}
     assert ports["web"] in ingress_ports
 
