@@ -126,7 +126,8 @@ def faust_readiness(app: faust.App) -> Readiness:
             return False, "consumer group is rebalancing"
         if not app.consumer.assignment():
             return False, "no partitions assigned to this worker yet"
-        if not app.tables.recovery.completed.is_set():
+        recovery = getattr(app.tables, "recovery", None)  # on the concrete TableManager only
+        if recovery is not None and not recovery.completed.is_set():
             return False, "table recovery in progress"
         if not _broker_connected(app):
             return False, "no live connection to the Kafka brokers"

@@ -159,6 +159,9 @@ def test_dashboard_queries_return_data_from_a_live_worker(
     assert scored == sent["valid"], f"scraped {scored} scored events, produced {sent['valid']}:\n" \
                                     f"{worker.log()[-3000:]}"
     assert _scalar(base, 'up{job="pynomaly"}') == 1
+    # A live worker that owns partitions, recovered and talks to the broker is ready.
+    with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/readyz", timeout=5) as r:
+        assert r.status == 200, r.read()
     assert bad == sent["bad"]
     assert _scalar(base, "sum(pynomaly_anomalies_total)") > 0
     # One lag series per partition this (only) worker owns; all caught up once processed.
