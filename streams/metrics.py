@@ -26,8 +26,9 @@ EVENTS_SCORED = "pynomaly_events_scored_total"
 EVENTS_WARMING_UP = "pynomaly_events_warming_up_total"
 EVENTS_DEADLETTERED = "pynomaly_events_deadlettered_total"
 EVENTS_FORWARDED = "pynomaly_events_forwarded_total"
+EVENTS_REPLAYED = "pynomaly_events_replayed_skipped_total"
 ANOMALIES = "pynomaly_anomalies_total"
-SCORE = "pynomaly_score"
+SCORE = "pynomaly_calibrated_score"
 BATCH_DURATION = "pynomaly_scoring_batch_duration_seconds"
 EVENT_LAG = "pynomaly_event_time_lag_seconds"
 CONSUMER_LAG = "pynomaly_consumer_lag_records"
@@ -37,6 +38,7 @@ REFITS = "pynomaly_detector_refits_total"
 REFIT_DURATION = "pynomaly_detector_refit_duration_seconds"
 CHECKPOINT_WRITES = "pynomaly_checkpoint_writes_total"
 CHECKPOINT_DURATION = "pynomaly_checkpoint_duration_seconds"
+CHECKPOINT_RESTORES = "pynomaly_checkpoint_restores_total"
 OPEN_INCIDENTS = "pynomaly_open_incidents"
 INCIDENT_TRANSITIONS = "pynomaly_incident_transitions_total"
 NOTIFICATIONS = "pynomaly_notifications_total"
@@ -58,6 +60,7 @@ SINKS: tuple[str, ...] = ("slack", "teams", "pagerduty", "webhook", "kafka")
 OUTCOMES: tuple[str, ...] = ("delivered", "retry", "final")
 TRANSITIONS: tuple[str, ...] = ("opened", "updated", "resolved", "silenced")
 CHECKPOINT_OUTCOMES: tuple[str, ...] = ("ok", "error")
+RESTORE_OUTCOMES: tuple[str, ...] = ("ok", "rejected")
 COMPONENTS: tuple[str, ...] = ("score", "incidents", "notify", "checkpoint", "web", OTHER)
 MAX_SCORE_STREAMS = 20
 
@@ -170,6 +173,11 @@ class Metrics:
             ),
             {"reason": DEADLETTER_REASONS},
         )
+        self.events_replayed = Counter(
+            _bare(EVENTS_REPLAYED),
+            "Replayed events skipped because a restored checkpoint already covered them",
+            registry=r,
+        )
         self.events_forwarded = Counter(
             _bare(EVENTS_FORWARDED),
             "Events re-keyed to the partition that owns their stream",
@@ -231,6 +239,14 @@ class Metrics:
             ),
             {"outcome": CHECKPOINT_OUTCOMES},
         )
+        self.checkpoint_restores = Bounded(
+            Counter(
+                _bare(CHECKPOINT_RESTORES),
+                "Stream states read back from checkpoints, by outcome (rejected: bad HMAC)",
+                ["outcome"], registry=r,
+            ),
+            {"outcome": RESTORE_OUTCOMES},
+        )
         self.checkpoint_duration = Histogram(
             CHECKPOINT_DURATION, "Time to serialize, sign and produce one checkpoint",
             buckets=SLOW_BUCKETS, registry=r,
@@ -289,6 +305,7 @@ class Metrics:
         self.refits.prime({"detector": d} for d in detector_names)
         self.refit_duration.prime({"detector": d} for d in detector_names)
         self.checkpoint_writes.prime({"outcome": o} for o in CHECKPOINT_OUTCOMES)
+        self.checkpoint_restores.prime({"outcome": o} for o in RESTORE_OUTCOMES)
         self.errors.prime({"component": c} for c in COMPONENTS)
 
     def note_notification(self, sink: str, outcome: str) -> None:

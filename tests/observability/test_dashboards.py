@@ -53,7 +53,7 @@ def test_dashboards_only_query_exported_metrics() -> None:
     for needed in ("pynomaly_anomalies_total", "pynomaly_open_incidents",
                    "pynomaly_notifications_total", "pynomaly_events_deadlettered_total",
                    "pynomaly_consumer_lag_records", "pynomaly_detector_state_bytes",
-                   "pynomaly_stream_score", "pynomaly_score_bucket"):
+                   "pynomaly_stream_score", "pynomaly_calibrated_score_bucket"):
         assert needed in used, f"no panel shows {needed}"
 
 
