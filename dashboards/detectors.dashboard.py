@@ -33,6 +33,9 @@ dashboard = build(
         series("Checkpoint duration", "Serialize, sign and produce one checkpoint",
                targets((quantile(0.5, m.CHECKPOINT_DURATION), "p50"),
                        (quantile(0.99, m.CHECKPOINT_DURATION), "p99")), unit="s"),
+        series("Checkpoint restores", "Stream states read back per second; rejected = bad HMAC",
+               targets((rate(m.CHECKPOINT_RESTORES, "outcome"), "{{outcome}}"),
+                       (rate(m.EVENTS_REPLAYED), "replayed events skipped")), unit="ops"),
         series("Scores of opted-in streams", "Latest calibrated score, per configured stream",
                [target(f"max by (stream)({m.STREAM_SCORE})", "{{stream}}")]),
         series("Calibration: observed tail share", "Share of scores above each band; a "

@@ -103,6 +103,6 @@ def test_docs_list_every_metric_and_label_value() -> None:
     for const, name in NAMES.items():
         assert f"`{name}`" in doc, f"docs/metrics.md does not list {const} = {name}"
     for values in (M.DEADLETTER_REASONS, M.ANOMALY_SEVERITIES, M.SINKS, M.OUTCOMES,
-                   M.TRANSITIONS, M.COMPONENTS, M.CHECKPOINT_OUTCOMES):
+                   M.TRANSITIONS, M.COMPONENTS, M.CHECKPOINT_OUTCOMES, M.RESTORE_OUTCOMES):
         for v in values:
             assert f"`{v}`" in doc, f"docs/metrics.md does not list label value {v!r}"
