@@ -11,7 +11,7 @@ REPLICATION="${REPLICATION:-1}"
 TOPICS_BIN="${TOPICS_BIN:-/opt/kafka/bin/kafka-topics.sh}"
 
 DAY_MS=86400000
-# name|retention.ms|cleanup.policy
+# name|retention.ms (empty: none)|cleanup.policy
 TOPICS=(
   "pynomaly.events|$((7 * DAY_MS))|delete"
   "pynomaly.scores|$((3 * DAY_MS))|delete"
@@ -19,12 +19,21 @@ TOPICS=(
   "pynomaly.deadletter|$((14 * DAY_MS))|delete"
   "pynomaly.alerts|$((90 * DAY_MS))|delete"
   "pynomaly.feedback|$((90 * DAY_MS))|delete"
+  # Latest detector state per stream: compaction only, never time-based deletion, or
+  # quiet streams would lose their state. Small segments so compaction keeps up.
+  "pynomaly.state||compact"
 )
 
 for spec in "${TOPICS[@]}"; do
   IFS='|' read -r name retention policy <<< "$spec"
+  configs=(--config "cleanup.policy=$policy")
+  if [[ -n "$retention" ]]; then
+    configs+=(--config "retention.ms=$retention")
+  else
+    configs+=(--config "segment.ms=3600000" --config "min.compaction.lag.ms=60000")
+  fi
   "$TOPICS_BIN" --bootstrap-server "$BOOTSTRAP" --create --if-not-exists \
     --topic "$name" --partitions "$PARTITIONS" --replication-factor "$REPLICATION" \
-    --config "retention.ms=$retention" --config "cleanup.policy=$policy"
+    "${configs[@]}"
 done
 "$TOPICS_BIN" --bootstrap-server "$BOOTSTRAP" --list

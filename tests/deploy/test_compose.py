@@ -102,8 +102,17 @@ def test_partitions_agree_between_init_and_workers(model: Doc) -> None:
 
 def test_topic_script_creates_exactly_the_apps_topics() -> None:
     script = (COMPOSE_DIR / "create-topics.sh").read_text()
-    created = re.findall(r'^\s*"([a-z.]+)\|', script, flags=re.M)
-    assert sorted(created) == sorted(all_topics(Settings()))
+    specs = {m[0]: (m[1], m[2]) for m in re.findall(r'^\s*"([a-z.]+)\|([^|]*)\|(\w+)"', script, flags=re.M)}
+    settings = Settings()
+    expected = set(all_topics(settings))
+    state = getattr(settings, "topic_state", None)
+    if state:
+        expected.add(state)
+        # State must never expire: compaction only, no retention.ms.
+        assert specs[state] == ("", "compact")
+    assert set(specs) == expected
+    assert all(policy == "delete" and retention for name, (retention, policy) in specs.items()
+               if name != state)
     assert subprocess.run(["bash", "-n", str(COMPOSE_DIR / "create-topics.sh")]).returncode == 0
 
 

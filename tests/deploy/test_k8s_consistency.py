@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.alerting.settings import load_alerting_settings
 from streams.settings import Settings, describe_settings, load_settings
 from tests.deploy.support import KUSTOMIZATIONS, ROOT, Doc, one, render
 
@@ -20,7 +21,7 @@ ALL = sorted(KUSTOMIZATIONS)
 # KEDA's names for our SASL mechanisms (its `sasl` trigger parameter).
 KEDA_SASL = {"PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512"}
 # Secrets created outside the repository in production (docs/deploy.md says how).
-EXTERNAL_SECRETS = {"pynomaly-kafka", "pynomaly-kafka-tls", "pynomaly-alerting"}
+EXTERNAL_SECRETS = {"pynomaly-kafka", "pynomaly-kafka-tls", "pynomaly-secrets"}
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,9 @@ def test_settings_load_as_the_worker_would(rendered: dict[str, list[Doc]], name:
     s = settings_for(rendered[name], tmp_path)
     assert s.web_host == "0.0.0.0"  # probes and Prometheus come from outside the pod
     assert s.app_id == "pynomaly"
+    # The [alerting] table passes the alerting package's own validation (routes included).
+    alerting = load_alerting_settings(environ={}, table=s.extra["alerting"])
+    assert [r.name for r in alerting.router().routes] == ["critical", "default"]
 
 
 @pytest.mark.parametrize("name", ALL)
