@@ -141,8 +141,10 @@ class Delivery:
                 self._note(name, "delivered")
                 return Outcome(name, True, attempt)
             except SinkError as err:
-                if not isinstance(err, CircuitOpenError):
-                    self.breaker.failure()
+                if not err.retriable:
+                    self.breaker.success()  # it answered: reachable, just refusing this one
+                elif not isinstance(err, CircuitOpenError):
+                    self.breaker.failure()  # only unavailability (timeouts, 429, 5xx) opens it
                     if err.status == 429 and err.retry_after:
                         self.limiter.penalise(err.retry_after)
                 self._note(name, "retry" if err.retriable else "final")

@@ -2,7 +2,9 @@
 
 Three well-separated spikes on one stream after a quiet warm-up must each reach every
 sink once as a valid payload (the local receivers enforce each vendor's contract), and
-PagerDuty must get a resolve with the same dedup_key for each incident.
+PagerDuty must get a resolve with the same dedup_key for each incident. A webhook whose
+receiver refuses our signature (a final failure) is dead-lettered without holding up
+the other sinks.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pytest
 
 from streams.broker import free_port
 from tests.support.kafka import REPO, WorkerProcess, producer, read_all
-from tests.support.receivers import PD_KEY, PagerDutyReceiver, SlackReceiver, TeamsReceiver
+from tests.support.receivers import PD_KEY, PagerDutyReceiver, SlackReceiver, TeamsReceiver, WebhookReceiver
 
 pytestmark = pytest.mark.integration
 
@@ -62,13 +64,15 @@ async def wait_until(cond, timeout: float, what: str) -> None:
 
 async def test_spikes_reach_every_sink_and_pagerduty_resolves(kafka_bootstrap, app_env, tmp_path):
     slack, teams, pd = SlackReceiver(), TeamsReceiver(), PagerDutyReceiver()
-    for r in (slack, teams, pd):
+    hook = WebhookReceiver("the-receivers-secret")
+    for r in (slack, teams, pd, hook):
         await r.start()
     env = {**app_env,
            "PYNOMALY_SLACK_WEBHOOK_URL": slack.url, "PYNOMALY_TEAMS_WEBHOOK_URL": teams.url,
            "PYNOMALY_PAGERDUTY_ROUTING_KEY": PD_KEY, "PYNOMALY_PAGERDUTY_URL": pd.base_url,
            "PYNOMALY_DASHBOARD_URL": "http://grafana.local:3000",
            "PYNOMALY_QUIET_S": "60", "PYNOMALY_COOLDOWN_S": "0", "PYNOMALY_LATENESS_S": "0",
+           "PYNOMALY_WEBHOOK_URL": hook.url, "PYNOMALY_WEBHOOK_SECRET": "a-different-secret",
            "PYNOMALY_SLACK_RATE_PER_S": "50"}
     worker = AlertingWorker(kafka_bootstrap, env, tmp_path, free_port())
     try:
@@ -102,7 +106,15 @@ async def test_spikes_reach_every_sink_and_pagerduty_resolves(kafka_bootstrap, a
         acts = [(a["action"], a["incident_id"]) for a in alerts if a["type"] == "incident"]
         assert sorted(i for a, i in acts if a == "opened") == sorted(keys)
         assert len(opened) == 3
+        # the webhook answered 401 to all six notifications: each one dead-lettered, once
+        dead = await asyncio.to_thread(read_all, kafka_bootstrap, app_env["PYNOMALY_TOPIC_DEADLETTER"],
+                                       6, 20, 1)
+        sink_dead = [d for d in dead if d.get("sink") == "webhook"]
+        assert len(sink_dead) == 6 and {d["reason"] for d in sink_dead} == {"sink_final"}
+        assert sorted({d["notification"]["incident_id"] for d in sink_dead}) == sorted(keys)
+        assert hook.accepted == [] and {c for c, *_ in hook.rejected} == {401}
+        assert "a-different-secret" not in worker.log()
     finally:
         await asyncio.to_thread(worker.stop)
-        for r in (slack, teams, pd):
+        for r in (slack, teams, pd, hook):
             await r.stop()

@@ -96,3 +96,13 @@ async def test_429_penalises_following_sends(slack, clock):
     await d.sink.close()
     assert clock.now >= start  # no token debt left unpaid
     assert sum(clock.sleeps) >= 5.0
+
+
+async def test_final_errors_do_not_open_the_circuit(slack, clock):
+    slack.archived = True
+    d = delivery(SlackSink(slack.url), clock, breaker_failures=2)
+    for _ in range(5):
+        out = await d.deliver(make_notification())
+        assert out.reason == "final" and out.attempts == 1
+    await d.sink.close()
+    assert d.breaker.state == "closed" and slack.requests == 5
