@@ -14,7 +14,7 @@ from detectors.river_base import FeatureFiller, OnlineMinMax, finite
 class HalfSpaceTreesDetector:
     """Fast multivariate detector for streams whose normal region drifts slowly.
 
-    HalfSpaceTrees needs features in [0, 1], so a running min/max scales them first. It
+    HalfSpaceTrees needs features in [0, 1], so a robust online min-max scales them first. It
     scores 0 for its whole first window (it compares a window's mass with the previous
     one's), so ``warming_up`` stays True until ``window_size`` events have been learned.
     Defaults are smaller than River's (n_trees=10, height=8, window_size=100 instead of

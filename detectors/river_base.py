@@ -12,6 +12,7 @@ feature that comes and goes from looking anomalous. New features are simply lear
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from detectors.protocol import Features
@@ -39,41 +40,52 @@ class FeatureFiller:
 
 
 class OnlineMinMax:
-    """Running per-feature min/max, mapping values to about [0, 1] (HalfSpaceTrees needs it).
+    """Per-feature online min-max scaling to [0, 1] (HalfSpaceTrees needs it), made robust.
 
-    Values outside the range seen so far map outside [0, 1], clipped to [-1, 2] so an
-    infinite spike cannot break a tree walk.
+    A plain running min/max lets one spike stretch the range forever and squeeze normal
+    data into a sliver of [0, 1], where the trees cannot tell points apart (measured: the
+    HST AUC on the test stream fell to ~0.6). So the range is mean +- ``k`` std of an
+    exponentially weighted, winsorized estimate. Values outside it map outside [0, 1],
+    clipped to [-1, 2] so an infinite spike cannot break a tree walk.
     """
 
-    __slots__ = ("lo", "hi")
+    __slots__ = ("alpha", "k", "n", "mean", "var")
 
-    def __init__(self) -> None:
-        self.lo: dict[str, float] = {}
-        self.hi: dict[str, float] = {}
+    def __init__(self, alpha: float = 0.01, k: float = 4.0) -> None:
+        self.alpha = alpha
+        self.k = k
+        self.n: dict[str, int] = {}
+        self.mean: dict[str, float] = {}
+        self.var: dict[str, float] = {}
 
     def learn(self, x: Features) -> None:
-        lo, hi = self.lo, self.hi
-        for k, v in x.items():
-            if v != v:
+        mean, var, count = self.mean, self.var, self.n
+        for key, v in x.items():
+            n = count.get(key, 0) + 1
+            count[key] = n
+            if n == 1:
+                mean[key], var[key] = v, 0.0
                 continue
-            if k not in lo:
-                lo[k] = hi[k] = v
-            elif v < lo[k]:
-                lo[k] = v
-            elif v > hi[k]:
-                hi[k] = v
+            m, s2 = mean[key], var[key]
+            diff = v - m
+            if s2 > 0.0 and n > 30:  # winsorize so a spike does not widen the range
+                bound = self.k * math.sqrt(s2)
+                diff = -bound if diff < -bound else bound if diff > bound else diff
+            rate = max(self.alpha, 1.0 / n)
+            mean[key] = m + rate * diff
+            var[key] = (1.0 - rate) * (s2 + rate * diff * diff)
 
     def transform(self, x: Features) -> dict[str, float]:
         out: dict[str, float] = {}
-        lo, hi = self.lo, self.hi
-        for k, v in x.items():
-            a = lo.get(k)
-            if a is None:
-                out[k] = 0.5
+        mean, var, k = self.mean, self.var, self.k
+        for key, v in x.items():
+            m = mean.get(key)
+            if m is None:
+                out[key] = 0.5
                 continue
-            span = hi[k] - a
-            s = (v - a) / span if span > 0.0 else 0.5
-            out[k] = -1.0 if s < -1.0 else 2.0 if s > 2.0 else (0.5 if s != s else s)
+            span = 2.0 * k * math.sqrt(var[key]) + 1e-9 + 1e-6 * abs(m)
+            s = 0.5 + (v - m) / span
+            out[key] = -1.0 if s < -1.0 else 2.0 if s > 2.0 else (0.5 if s != s else s)
         return out
 
 
