@@ -52,6 +52,7 @@ def register_scoring(app: faust.App, runtime: Runtime) -> None:
     )
     batch_scorer = BatchScorer(s, runtime.scorer, runtime.metrics)
     batch_duration = runtime.metrics.batch_duration
+    checkpoints = runtime.checkpoints
 
     @app.agent(events, name="score")
     async def score(stream: faust.StreamT[bytes]) -> None:
@@ -60,6 +61,9 @@ def register_scoring(app: faust.App, runtime: Runtime) -> None:
         async for batch in batches(s.batch_max_events, s.batch_within_s):
             started = time.perf_counter()
             records = []
+            if checkpoints is not None:
+                # A stream's state must be back before its partition's first event is scored.
+                await checkpoints.ensure_restored({ev.message.partition for ev in batch})
             for ev in batch:
                 msg = ev.message
                 records.append(
@@ -69,3 +73,5 @@ def register_scoring(app: faust.App, runtime: Runtime) -> None:
             out = batch_scorer.run(records)
             await produce_batch(app, runtime, out)
             batch_duration.observe(time.perf_counter() - started)
+            if checkpoints is not None:
+                await checkpoints.maybe_checkpoint()

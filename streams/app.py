@@ -10,6 +10,7 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from streams.agents import register_scoring
+from streams.checkpoints import CheckpointStore, state_key
 from streams.kafka_auth import faust_credentials
 from streams.metrics import Metrics
 from streams.scoring import StreamScorer, default_pipeline_factory
@@ -26,6 +27,7 @@ class Runtime:
     registry: CollectorRegistry
     metrics: Metrics
     scorer: StreamScorer
+    checkpoints: CheckpointStore | None = None
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:
@@ -69,6 +71,39 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         metrics=metrics,
         scorer=StreamScorer(default_pipeline_factory(settings)),
     )
+    key = state_key(settings)
+    if key is None:
+        log.warning("PYNOMALY_STATE_HMAC_KEY is not set: detector state is not checkpointed and "
+                    "restarts re-warm every stream; set it to a long random secret")
+    else:
+        runtime.checkpoints = CheckpointStore(settings, runtime.scorer, metrics, key)
+        connect_checkpoints(app, settings, runtime.checkpoints)
     app.runtime = runtime  # type: ignore[attr-defined]
     register_scoring(app, runtime)
     return app
+
+
+def connect_checkpoints(app: faust.App, settings: Settings, store: CheckpointStore) -> None:
+    """State follows partitions: write it on revoke, drop what moved away, flush on shutdown."""
+    owned: set[int] = set()
+
+    def events_partitions(tps: Any) -> set[int]:
+        return {tp.partition for tp in tps if tp.topic == settings.topic_events}
+
+    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        await store.checkpoint(events_partitions(revoked))
+
+    async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        now = events_partitions(assigned)
+        moved = owned - now
+        if moved:
+            await store.on_revoked(moved)
+        owned.clear()
+        owned.update(now)
+
+    async def on_shutdown(sender: Any, **kwargs: Any) -> None:
+        await store.stop()
+
+    app.on_partitions_revoked.connect(on_revoked)
+    app.on_partitions_assigned.connect(on_assigned)
+    app.on_before_shutdown.connect(on_shutdown)

@@ -61,6 +61,29 @@ class StreamScorer:
     def __init__(self, factory: PipelineFactory) -> None:
         self.factory = factory
         self.pipelines: dict[str, StreamPipeline] = {}
+        # stream -> (events partition, offset of the last event it learned): for checkpoints
+        self.owner: dict[str, tuple[int, int]] = {}
+        self.dirty: set[str] = set()  # changed since their last checkpoint
+
+    def restore(self, stream: str, pipeline: StreamPipeline, partition: int, offset: int) -> None:
+        self.pipelines[stream] = pipeline
+        self.owner[stream] = (partition, offset)
+
+    def already_learned(self, stream: str, offset: int) -> bool:
+        """True for a replayed event the restored checkpoint already covers."""
+        owned = self.owner.get(stream)
+        return owned is not None and offset <= owned[1]
+
+    def learned(self, stream: str, partition: int, offset: int) -> None:
+        self.owner[stream] = (partition, offset)
+        self.dirty.add(stream)
+
+    def forget_partitions(self, partitions: set[int]) -> None:
+        gone = [s for s, (p, _) in self.owner.items() if p in partitions]
+        for s in gone:
+            self.pipelines.pop(s, None)
+            self.owner.pop(s, None)
+            self.dirty.discard(s)
 
     def pipeline(self, event: Event) -> StreamPipeline:
         p = self.pipelines.get(event.stream)
@@ -92,7 +115,8 @@ class BatchScorer:
         s = self.settings
         m = self.metrics
         out = BatchOutput()
-        pipeline = self.scorer.pipeline
+        scorer = self.scorer
+        pipeline = scorer.pipeline
         n_records = n_scored = 0
         lag_sum_count: list[float] = []
         now = self.clock()
@@ -110,7 +134,11 @@ class BatchScorer:
                 if item.forward:
                     out.forwards.append((item.stream.encode("utf-8"), encode_forward(item)))
                     continue
+                if scorer.already_learned(item.stream, rec.offset):
+                    m.events_replayed.inc()
+                    continue
                 verdict = pipeline(item).process(item.features)
+                scorer.learned(item.stream, rec.partition, rec.offset)
                 key = item.stream.encode("utf-8")
                 value = encode_scored(item, verdict)
                 out.scores.append((key, value))

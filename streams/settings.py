@@ -53,6 +53,12 @@ class Settings:
     topic_deadletter: str = _doc("invalid input with reasons", default="pynomaly.deadletter")
     topic_alerts: str = _doc("incident transitions (audit log of alerts)", default="pynomaly.alerts")
     topic_feedback: str = _doc("user feedback on incidents", default="pynomaly.feedback")
+    topic_state: str = _doc("compacted topic of per-stream detector checkpoints", default="pynomaly.state")
+    checkpoint_interval_s: float = _doc("how often changed stream state is checkpointed, seconds", default=5.0)
+    state_hmac_key: Secret = _doc(
+        "key that signs checkpoints (secret); without it checkpoints are off, except on the dev broker",
+        default=Secret(""),
+    )
     topic_partitions: int = _doc("partitions for topics created at start-up", default=8)
     topic_replication: int = _doc("replication factor for topics created at start-up", default=1)
     web_port: int = _doc("port of the worker's web server (/metrics, /healthz)", default=6066)
@@ -92,6 +98,7 @@ class Settings:
         _check(self.batch_max_events >= 1, "batch_max_events", "an integer >= 1")
         _check(self.batch_within_s > 0, "batch_within_s", "a number of seconds > 0")
         _check(self.warmup_events >= 0, "warmup_events", "an integer >= 0")
+        _check(self.checkpoint_interval_s > 0, "checkpoint_interval_s", "a number of seconds > 0")
         _check(
             self.log_level.lower() in {"debug", "info", "warning", "error"},
             "log_level",

@@ -48,6 +48,15 @@ async def ensure_topics(settings: Settings, topics: list[str] | None = None) -> 
                 ]
             )
             log.info("created topics %s with %d partitions", missing, settings.topic_partitions)
+        if topics is None and settings.topic_state not in existing:
+            # State partition p holds the streams of events partition p: same count, compacted.
+            described = await admin.describe_topics([settings.topic_events])
+            partitions = len(described[0]["partitions"]) or settings.topic_partitions
+            await admin.create_topics([NewTopic(
+                settings.topic_state, partitions, settings.topic_replication,
+                topic_configs={"cleanup.policy": "compact"},
+            )])
+            missing.append(settings.topic_state)
         return missing
     finally:
         await admin.close()

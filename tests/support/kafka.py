@@ -33,6 +33,7 @@ def topic_env(app_id: str, partitions: int = 4) -> dict[str, str]:
         "PYNOMALY_TOPIC_DEADLETTER": f"{app_id}.deadletter",
         "PYNOMALY_TOPIC_ALERTS": f"{app_id}.alerts",
         "PYNOMALY_TOPIC_FEEDBACK": f"{app_id}.feedback",
+        "PYNOMALY_TOPIC_STATE": f"{app_id}.state",
         "PYNOMALY_TOPIC_PARTITIONS": str(partitions),
     }
 
