@@ -104,6 +104,7 @@ def connect_checkpoints(app: faust.App, settings: Settings, store: CheckpointSto
     async def on_shutdown(sender: Any, **kwargs: Any) -> None:
         await store.stop()
 
-    app.on_partitions_revoked.connect(on_revoked)
-    app.on_partitions_assigned.connect(on_assigned)
-    app.on_before_shutdown.connect(on_shutdown)
+    # mode types receivers without the coroutine return; they are awaited (maybe_async).
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
+    app.on_before_shutdown.connect(on_shutdown)  # type: ignore[arg-type]
