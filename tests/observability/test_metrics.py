@@ -58,6 +58,18 @@ def test_unknown_label_values_collapse_to_other() -> None:
     assert not any("made-up" in str(k) or "my-webhook" in str(k) for k in s)
 
 
+def test_label_cache_stays_bounded_and_is_shared_by_call_styles() -> None:
+    m = Metrics(CollectorRegistry())
+    for i in range(1000):
+        m.events_deadlettered.labels(reason=f"bug-{i}").inc()
+    assert m.events_deadlettered.labels("bad_ts") is m.events_deadlettered.labels(reason="bad_ts")
+    assert len(m.events_deadlettered._children) <= len(M.DEADLETTER_REASONS)
+    s = _samples(m.registry)
+    assert s[("pynomaly_events_deadlettered_total", (("reason", "other"),))] == 1000
+    with pytest.raises(ValueError, match="takes labels"):
+        m.notifications.labels("slack")
+
+
 def test_series_are_primed_at_zero() -> None:
     s = _samples(Metrics(CollectorRegistry()).registry)
     assert s[("pynomaly_anomalies_total", (("severity", "critical"),))] == 0
