@@ -71,7 +71,7 @@ class Notification:
         if self.kind == "acknowledge":
             return f"[ACK] {self.stream}: incident acknowledged ({self.detector})"
         verb = "still anomalous" if self.kind == "update" else "anomaly"
-        return f"[{sev}] {self.stream}: {verb}, score {self.peak_score:.3f} ({self.detector})"
+        return f"[{sev}] {self.stream}: {verb}, score {score_text(self.peak_score)} ({self.detector})"
 
     def value_text(self) -> str:
         """The observed value against the expected range, as short plain text."""
@@ -106,7 +106,8 @@ class Notification:
             "Stream": self.stream,
             "Severity": self.severity,
             "Value": self.value_text(),
-            "Score": f"{self.score:.3f} (peak {self.peak_score:.3f}, threshold {self.threshold:.3f})",
+            "Score": f"{score_text(self.score)} (peak {score_text(self.peak_score)}, "
+                     f"threshold {score_text(self.threshold)})",
             "Detector": self.detector,
             "Anomalous events": str(self.count),
             "Opened": iso(self.opened_at),
@@ -131,6 +132,11 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace(
         "+00:00", "Z"
     )
+
+
+def score_text(score: float) -> str:
+    """Scores live near 1 (0.999 vs 0.99999 matters), so show significant digits, not 3 places."""
+    return f"{score:.6g}"
 
 
 def _num(v: float) -> str:

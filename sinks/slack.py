@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from sinks.http import HttpPoster, Response, status_error
-from sinks.notification import Notification, iso, truncate
+from sinks.notification import Notification, iso, score_text, truncate
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +60,12 @@ def render(n: Notification, top_n: int = 10) -> dict[str, Any]:
     ]
     fields = [
         {"type": "mrkdwn", "text": truncate(f"*{escape(k)}*\n{escape(v)}", MAX_FIELD_TEXT)}
-        for k, v in n.summary_fields().items()
+        for k, v in n.summary_fields().items() if k != "Incident"  # the id is in the context block
     ][:MAX_FIELDS]
     blocks.append({"type": "section", "fields": fields})
     if n.is_group and n.members:
         lines = [
-            f"• `{escape(m.stream)}` {m.severity}, peak {m.peak_score:.3f}, since {iso(m.opened_at)}"
+            f"• `{escape(m.stream)}` {m.severity}, peak {score_text(m.peak_score)}, since {iso(m.opened_at)}"
             for m in n.members[:top_n]
         ]
         more = n.member_count - len(lines)

@@ -16,7 +16,7 @@ import orjson
 
 from sinks.errors import SinkError
 from sinks.http import HttpPoster, status_error
-from sinks.notification import Notification, iso, truncate
+from sinks.notification import Notification, iso, score_text, truncate
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ MAX_BYTES = 28 * 1024
 CARD_VERSION = "1.4"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
-COLOR = {"info": "accent", "warning": "warning", "error": "attention", "critical": "attention"}
+COLOR = {"info": "Accent", "warning": "Warning", "error": "Attention", "critical": "Attention"}
 
 
 def card(n: Notification, top_n: int) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def card(n: Notification, top_n: int) -> dict[str, Any]:
         ]},
     ]
     if n.is_group and n.members and top_n > 0:
-        lines = [f"- {m.stream}: {m.severity}, peak {m.peak_score:.3f}, since {iso(m.opened_at)}"
+        lines = [f"- {m.stream}: {m.severity}, peak {score_text(m.peak_score)}, since {iso(m.opened_at)}"
                  for m in n.members[:top_n]]
         if n.member_count > len(lines):
             lines.append(f"- …and {n.member_count - len(lines)} more")

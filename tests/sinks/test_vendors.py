@@ -27,9 +27,21 @@ async def test_slack_trigger_is_valid_block_kit(slack):
     assert "payments.latency" in msg["text"]
     assert msg["blocks"][0]["type"] == "header"
     fields = " ".join(f["text"] for f in msg["blocks"][1]["fields"])
-    assert "812.5 (expected 95 .. 140)" in fields and "inc-0123456789abcdef" in fields
+    assert "812.5 (expected 95 .. 140)" in fields and "0.9993 (peak 0.9999" in fields
+    assert "inc-0123456789abcdef" in msg["blocks"][2]["elements"][0]["text"]
     button = msg["blocks"][-1]["elements"][0]
     assert button["url"].startswith("https://grafana.example.com/d/pynomaly-stream")
+
+
+async def test_slack_resolve_keeps_within_ten_fields(slack):
+    n = make_notification(kind="resolve", resolved_at=1_790_000_400.0,
+                          contributions=(("a", 0.5), ("b", 0.3), ("c", 0.2)))
+    sink = SlackSink(slack.url)
+    await sink.send(n)
+    await sink.close()
+    fields = [f["text"] for f in slack.accepted[0]["blocks"][1]["fields"]]
+    assert len(fields) == 10 and any("*Resolved*" in f for f in fields)
+    assert slack.accepted[0]["text"].startswith("[RESOLVED] payments.latency")
 
 
 async def test_slack_escapes_and_truncates_hostile_content(slack):
