@@ -42,6 +42,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "detectors.pad",
     "detectors.windowed_pyod",
 )
+# Registered when present (built in parallel by another module owner).
+OPTIONAL_MODULES: tuple[str, ...] = ("detectors.ensemble",)
 _loaded = False
 
 
@@ -52,6 +54,12 @@ def _load_builtins() -> None:
     _loaded = True
     for module in BUILTIN_MODULES:
         importlib.import_module(module)
+    for module in OPTIONAL_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
 
 
 def names() -> list[str]:
