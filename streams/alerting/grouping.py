@@ -38,6 +38,8 @@ class Group:
             "window_start": self.window_start, "window_end": self.window_end,
             "severity": severity, "member_count": len(self.members),
             "streams": sorted({m.stream for m in ranked}),
+            # every member's routing keys, so routes see the whole group, not just the top N
+            "routing": [[m.stream, m.severity, m.tags] for m in ranked],
             "members": [{"incident_id": m.id, "stream": m.stream, "detector": m.detector,
                          "severity": m.severity, "peak_score": m.peak_score,
                          "opened_at": m.opened_at, "tags": m.tags} for m in ranked[:top_n]],

@@ -56,6 +56,7 @@ class Notifier:
         self.update_interval_s = update_interval_s
         self.top_n = top_n
         self.sent: dict[tuple[str, str], _Sent] = {}
+        self.told: dict[str, set[str]] = {}  # incident/group id -> sinks that got a trigger
         self.seen: collections.OrderedDict[tuple[str, str, Any], None] = collections.OrderedDict()
 
     def plan(self, rec: Mapping[str, Any]) -> list[tuple[str, Notification]]:
@@ -73,15 +74,23 @@ class Notifier:
         while len(self.seen) > SEEN_LIMIT:
             self.seen.popitem(last=False)
         n = self.build(rec, kind)
-        if rec["type"] == "group":
-            sinks: list[str] = []
-            for m in rec.get("members", []):
-                for s in self.router.sinks_for(m["stream"], m.get("tags") or {}, m["severity"]):
+        told = self.told.get(ident)
+        if n.is_resolve and told is not None:
+            sinks = sorted(told)  # resolve exactly where the trigger went
+            del self.told[ident]
+        elif rec["type"] == "group":
+            sinks = []
+            for stream, severity, tags in rec.get("routing") or [
+                    (m["stream"], m["severity"], m.get("tags")) for m in rec.get("members", [])]:
+                for s in self.router.sinks_for(stream, tags or {}, severity):
                     if s not in sinks:
                         sinks.append(s)
         else:
             sinks = self.router.sinks_for(n.stream, n.tags, n.severity)
-        return [(s, n) for s in sinks if self._wanted(s, n)]
+        chosen = [s for s in sinks if self._wanted(s, n)]
+        if chosen and not n.is_resolve and n.kind != "acknowledge":
+            self.told.setdefault(ident, set()).update(chosen)
+        return [(s, n) for s in chosen]
 
     def _wanted(self, sink: str, n: Notification) -> bool:
         if n.kind not in ACCEPTS.get(sink, MACHINE):

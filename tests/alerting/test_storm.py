@@ -55,10 +55,17 @@ def test_storm_is_one_trigger_per_incident_per_sink_plus_group_summaries():
     assert max(per_sink.values()) <= 5  # only the first five incidents are sent one by one
     assert [g["action"] for g in groups] == ["opened", "resolved"]
     assert groups[0]["member_count"] == 195 and len(groups[0]["members"]) == 10
-    assert {s for s, _ in summaries} == {"slack", "teams", "webhook"}
+    group_resolves = {s for s, n in plans if n.kind == "group_resolve"}
+    # routes see every member (svc0* critical pages PagerDuty), and the resolve goes where
+    # the trigger went
+    assert {s for s, _ in summaries} == group_resolves == {"slack", "teams", "webhook", "pagerduty"}
+    for inc_id in {n.incident_id for _, n in individual}:
+        assert {s for s, n in plans if n.incident_id == inc_id and n.kind == "trigger"} == \
+            {s for s, n in plans if n.incident_id == inc_id and n.kind == "resolve"}
     total_per_sink = collections.Counter(s for s, _ in plans)
     # 5 triggers + 5 resolves + 1 summary + 1 group resolve (+ updates for machines only)
     assert total_per_sink["slack"] <= 12 and total_per_sink["teams"] <= 12
+    assert notifier.told == {}  # nothing left waiting for a resolve
 
 
 def test_storm_replay_is_identical_and_redelivery_sends_nothing_twice():
