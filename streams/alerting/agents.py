@@ -67,10 +67,13 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
     a = alerting_settings
     metrics = metrics_registry if isinstance(metrics_registry, Metrics) else Metrics(metrics_registry)
     engine = build_engine(a)
-    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
-    scores = app.topic(settings.topic_scores, **raw)
-    feedback = app.topic(settings.topic_feedback, **raw)
-    alerts = app.topic(settings.topic_alerts, **raw)
+
+    def raw_topic(name: str) -> faust.TopicT:
+        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                         value_serializer="raw")
+
+    scores, feedback, alerts = (raw_topic(t) for t in (settings.topic_scores, settings.topic_feedback,
+                                                         settings.topic_alerts))
 
     async def publish(records: list[tuple[str, bytes | None, bytes]]) -> None:
         """Send (topic, key, value) records and wait for every broker acknowledgement."""
@@ -131,8 +134,8 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
     log.info("alerting: incident agent on %s; notify agents for %s", settings.topic_scores,
              ", ".join(deliveries) or "no sinks (none configured)")
 
-    @app.on_before_shutdown.connect
-    async def close_sinks(app: faust.App, **kwargs: Any) -> None:  # noqa: ARG001
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def close_sinks(app: faust.App, **kwargs: Any) -> None:
         for d in deliveries.values():
             close = getattr(d.sink, "close", None)
             if close is not None:

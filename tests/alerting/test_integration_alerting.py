@@ -80,6 +80,10 @@ async def test_spikes_reach_every_sink_and_pagerduty_resolves(kafka_bootstrap, a
         p = producer(kafka_bootstrap)
         for ev in events():
             p.produce(app_env["PYNOMALY_TOPIC_EVENTS"], key=ev["stream"], value=orjson.dumps(ev))
+        # bad input on the alerting topics is dead-lettered with a reason, never fatal
+        p.produce(app_env["PYNOMALY_TOPIC_SCORES"], key=b"junk", value=b"not json")
+        p.produce(app_env["PYNOMALY_TOPIC_SCORES"], key=b"junk", value=b'{"stream": "junk", "ts": 1}')
+        p.produce(app_env["PYNOMALY_TOPIC_FEEDBACK"], key=b"junk", value=b'{"kind": "maybe", "ts": 1}')
         await asyncio.to_thread(p.flush, 30)
         await wait_until(lambda: len(pd.events("resolve")) >= 3, 120, "three PagerDuty resolves")
         await asyncio.sleep(2)  # anything extra would arrive now
@@ -108,7 +112,10 @@ async def test_spikes_reach_every_sink_and_pagerduty_resolves(kafka_bootstrap, a
         assert len(opened) == 3
         # the webhook answered 401 to all six notifications: each one dead-lettered, once
         dead = await asyncio.to_thread(read_all, kafka_bootstrap, app_env["PYNOMALY_TOPIC_DEADLETTER"],
-                                       6, 20, 1)
+                                       9, 20, 1)
+        bad_input = sorted((d["source"]["topic"].rsplit(".", 1)[1], d["reason"]) for d in dead
+                           if "sink" not in d)
+        assert bad_input == [("feedback", "bad_field"), ("scores", "bad_field"), ("scores", "not_json")]
         sink_dead = [d for d in dead if d.get("sink") == "webhook"]
         assert len(sink_dead) == 6 and {d["reason"] for d in sink_dead} == {"sink_final"}
         assert sorted({d["notification"]["incident_id"] for d in sink_dead}) == sorted(keys)
