@@ -54,6 +54,13 @@ def register_scoring(app: faust.App, runtime: Runtime) -> None:
     batch_duration = runtime.metrics.batch_duration
     checkpoints = runtime.checkpoints
 
+    if checkpoints is not None:
+        store = checkpoints
+
+        @app.timer(max(0.5, s.checkpoint_interval_s / 2))
+        async def checkpoint_when_idle() -> None:
+            await store.maybe_checkpoint()
+
     @app.agent(events, name="score")
     async def score(stream: faust.StreamT[bytes]) -> None:
         # take_events is on the concrete Stream; the StreamT protocol lacks it.
@@ -70,8 +77,13 @@ def register_scoring(app: faust.App, runtime: Runtime) -> None:
                     RawRecord(msg.key, msg.value, int(msg.timestamp * 1000) if msg.timestamp else None,
                               msg.topic, msg.partition, msg.offset)
                 )
-            out = batch_scorer.run(records)
-            await produce_batch(app, runtime, out)
+            if checkpoints is None:
+                out = batch_scorer.run(records)
+                await produce_batch(app, runtime, out)
+            else:
+                async with checkpoints.batch_lock:
+                    out = batch_scorer.run(records)
+                    await produce_batch(app, runtime, out)
             batch_duration.observe(time.perf_counter() - started)
             if checkpoints is not None:
                 await checkpoints.maybe_checkpoint()

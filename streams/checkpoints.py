@@ -87,6 +87,9 @@ class CheckpointStore:
         self._restoring: dict[int, asyncio.Task[int]] = {}
         self._last = clock()
         self._producer: AIOKafkaProducer | None = None
+        # Held while a batch is scored and its outputs produced: a checkpoint must never
+        # cover events whose outputs are not yet acknowledged.
+        self.batch_lock = asyncio.Lock()
 
     async def start(self) -> None:
         extra: dict[str, Any] = {}
@@ -107,9 +110,11 @@ class CheckpointStore:
             self._producer = None
 
     async def maybe_checkpoint(self) -> int:
+        """Checkpoint if the cadence is due; called between batches and by a timer when idle."""
         if self.clock() - self._last < self.settings.checkpoint_interval_s:
             return 0
-        return await self.checkpoint()
+        async with self.batch_lock:
+            return await self.checkpoint()
 
     async def checkpoint(self, partitions: Iterable[int] | None = None) -> int:
         """Write the state of every dirty stream (of ``partitions``, if given)."""
