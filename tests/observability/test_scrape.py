@@ -85,6 +85,32 @@ def _start_prometheus(binary: str, config: Path, port: int, storage: Path,
     raise TimeoutError("prometheus did not become ready in 30s")
 
 
+def _poll_readiness(base: str, worker: Any, timeout: float) -> list[tuple[int, str]]:
+    """Distinct (status, reason) answers of /readyz until it says 200."""
+    seen: list[tuple[int, str]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=2) as r:
+                answer = (r.status, json.loads(r.read())["reason"])
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                pytest.fail("the worker does not serve /readyz: create_app must call "
+                            "streams.web.register_worker_views(app, metrics)")
+            answer = (exc.code, json.loads(exc.read())["reason"])
+        except OSError:
+            time.sleep(0.1)  # web server not listening yet
+            continue
+        if not seen or seen[-1] != answer:
+            seen.append(answer)
+        if answer[0] == 200:
+            return seen
+        if worker.proc is not None and worker.proc.poll() is not None:
+            raise RuntimeError(f"worker exited:\n{worker.log()[-3000:]}")
+        time.sleep(0.1)
+    raise TimeoutError(f"/readyz never said 200 within {timeout}s: {seen}\n{worker.log()[-3000:]}")
+
+
 def _produce_load(bootstrap: str, topic: str, seconds: float, stop: threading.Event) -> dict[str, int]:
     """Events for 8 streams at about 400/s with spikes, plus a few malformed records."""
     p = producer(bootstrap)
@@ -120,13 +146,12 @@ def test_dashboard_queries_return_data_from_a_live_worker(
     web_port = free_port()
     env = {**app_env, "PYNOMALY_METRICS_SCORE_STREAMS": ",".join(SCORE_STREAMS),
            "PYNOMALY_WARMUP_EVENTS": "20"}
-    worker = start_worker(env, web_port=web_port)
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/metrics", timeout=5) as r:
-            assert r.status == 200
-    except urllib.error.HTTPError as exc:
-        pytest.fail(f"the worker does not serve /metrics ({exc.code}): create_app must call "
-                    "streams.web.register_worker_views(app, metrics)")
+    worker = start_worker(env, wait_ready=0, web_port=web_port)
+    readiness = _poll_readiness(f"http://127.0.0.1:{web_port}", worker, timeout=60)
+    # /readyz said 503 with a reason while the worker joined its group, then 200.
+    assert readiness[-1][0] == 200, readiness
+    assert any(code == 503 and reason for code, reason in readiness), readiness
+    worker.wait_for("Worker]: Ready", 30)
 
     config = tmp_path / "prometheus.yml"
     rules = ROOT / "deploy" / "prometheus" / "rules" / "pynomaly.rules.yml"
@@ -159,7 +184,7 @@ def test_dashboard_queries_return_data_from_a_live_worker(
     assert scored == sent["valid"], f"scraped {scored} scored events, produced {sent['valid']}:\n" \
                                     f"{worker.log()[-3000:]}"
     assert _scalar(base, 'up{job="pynomaly"}') == 1
-    # A live worker that owns partitions, recovered and talks to the broker is ready.
+    # Still ready under load.
     with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/readyz", timeout=5) as r:
         assert r.status == 200, r.read()
     assert bad == sent["bad"]
