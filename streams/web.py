@@ -20,9 +20,9 @@ from streams.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-# The classic text format that generate_latest writes. prometheus_client's
-# CONTENT_TYPE_LATEST advertises version=1.0.0, which Prometheus 2.x (Debian 12) does not
-# negotiate; 0.0.4 is understood by every Prometheus version.
+# The classic text format that generate_latest writes (our names need no UTF-8 escaping).
+# prometheus_client 0.26's CONTENT_TYPE_LATEST says version=1.0.0; 0.0.4 is the version
+# every Prometheus release, including Debian 12's 2.42, was written against.
 EXPOSITION_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 Readiness = Callable[[], tuple[bool, str]]
