@@ -10,11 +10,14 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from streams.agents import register_scoring
+from streams.alerting.agents import register_alerting
+from streams.alerting.settings import AlertingSettings
 from streams.checkpoints import CheckpointStore, state_key
 from streams.kafka_auth import faust_credentials
 from streams.metrics import Metrics
 from streams.scoring import StreamScorer, default_pipeline_factory
 from streams.settings import Settings
+from streams.web import register_worker_views
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,12 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
     return conf
 
 
-def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> faust.App:
+def create_app(
+    settings: Settings,
+    registry: CollectorRegistry | None = None,
+    alerting: AlertingSettings | None = None,
+) -> faust.App:
+    """The worker's app: scoring, checkpoints, web views and (when configured) alerting."""
     registry = registry if registry is not None else CollectorRegistry()
     app = faust.App(settings.app_id, **faust_settings(settings))
     metrics = Metrics(registry)
@@ -80,6 +88,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None) ->
         connect_checkpoints(app, settings, runtime.checkpoints)
     app.runtime = runtime  # type: ignore[attr-defined]
     register_scoring(app, runtime)
+    register_worker_views(app, metrics)
+    if alerting is not None:
+        register_alerting(app, settings, alerting, metrics)
     return app
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 
 import faust
 
+from streams.alerting.settings import load_alerting_settings
 from streams.app import create_app
 from streams.errors import PynomalyError
 from streams.settings import Settings
@@ -36,8 +38,9 @@ def prepare_topics(settings: Settings, attempts: int = 30) -> None:
 
 
 def run_worker(settings: Settings) -> int:
+    alerting = load_alerting_settings(os.environ, settings.extra.get("alerting", {}))
     prepare_topics(settings)
-    app = create_app(settings)
+    app = create_app(settings, alerting=alerting)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
     log.info(
         "worker %s consuming %s from %s (web port %d)",
