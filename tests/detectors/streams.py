@@ -9,13 +9,16 @@ import numpy as np
 
 def spiky_stream(n: int = 600, seed: int = 0, start: int = 200, every: int = 40
                  ) -> tuple[list[dict[str, float]], np.ndarray]:
-    """Two features (a daily-ish sine and noise) with 10-sigma spikes on ``a`` after ``start``."""
+    """Two features (a sine plus noise, and noise) with 10-sigma spikes on ``a`` after
+    ``start``, one in each block of ``every`` events at a seeded random offset (so the
+    spikes are not periodic: a seasonal detector must not learn them as normal)."""
     rng = np.random.default_rng(seed)
+    spikes = {start + b + int(rng.integers(3, every - 3)) for b in range(0, n - start, every)}
     events, labels = [], np.zeros(n, dtype=bool)
     for i in range(n):
         a = 10.0 + math.sin(i / 8.0) + 0.2 * rng.normal()
         b = 5.0 + 0.3 * rng.normal()
-        if i >= start and (i - start) % every == every // 2:
+        if i in spikes:
             a += 10.0
             labels[i] = True
         events.append({"a": float(a), "b": float(b)})

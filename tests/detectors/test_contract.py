@@ -14,7 +14,7 @@ from detectors import create, registry
 from tests.detectors.streams import roc_auc, spiky_stream
 
 NAMES = registry.names()
-EVENTS, LABELS = spiky_stream(n=400, start=150, every=25)
+EVENTS, LABELS = spiky_stream(n=400, start=150, every=60)
 
 
 def build(name: str):

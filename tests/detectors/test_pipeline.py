@@ -11,7 +11,7 @@ from detectors.pipeline import PipelineConfig, StreamPipeline
 from detectors.thresholds import Hysteresis, QuantileThreshold
 from tests.detectors.streams import roc_auc, spiky_stream
 
-EVENTS, LABELS = spiky_stream(n=400, start=150, every=25)
+EVENTS, LABELS = spiky_stream(n=400, start=150, every=60)
 
 
 def pipeline(name: str, **kw) -> StreamPipeline:
