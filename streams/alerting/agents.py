@@ -31,6 +31,7 @@ from streams.alerting.grouping import Grouper
 from streams.alerting.notify import Notifier
 from streams.alerting.records import InvalidRecord, parse_scored
 from streams.alerting.settings import AlertingSettings
+from streams.alerting.state import AlertStateStore
 from streams.metrics import ANOMALY_SEVERITIES, Metrics
 from streams.settings import Settings
 
@@ -67,6 +68,7 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
     a = alerting_settings
     metrics = metrics_registry if isinstance(metrics_registry, Metrics) else Metrics(metrics_registry)
     engine = build_engine(a)
+    store = AlertStateStore(settings, engine)
 
     def raw_topic(name: str) -> faust.TopicT:
         return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
@@ -98,11 +100,20 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
     async def incidents(stream: faust.StreamT[bytes]) -> None:
         batches = cast(faust.Stream[bytes], stream).take_events
         async for batch in batches(1000, 0.05):
+            await store.ensure_restored({ev.message.partition for ev in batch})
             out: list[tuple[str, bytes | None, bytes]] = []
             for ev in batch:
                 msg = ev.message
                 try:
-                    recs = engine.observe(parse_scored(orjson.loads(msg.value or b"null")))
+                    obs = parse_scored(orjson.loads(msg.value or b"null"))
+                    if store.replayed(obs.stream, msg.partition, msg.offset):
+                        continue  # already in the restored state: applying it twice would double count
+                    recs = engine.observe(obs)
+                    if obs.is_anomaly or recs:
+                        store.touch(obs.stream, msg.offset)
+                    for r in recs:
+                        if r["type"] == "incident" and r["stream"] != obs.stream:
+                            store.dirty.add(r["stream"])  # resolved by the watermark
                 except (orjson.JSONDecodeError, InvalidRecord) as exc:
                     reason = getattr(exc, "reason", "not_json")
                     metrics.errors.labels(component="incidents").inc()
@@ -111,11 +122,13 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
                     continue
                 out += out_records(recs)
             await publish(out)  # returns after the broker acknowledged: then offsets may commit
+            await store.flush()  # state covering this batch, after its alert records
 
     @app.agent(feedback, name="feedback")
     async def on_feedback(stream: faust.StreamT[bytes]) -> None:
         async for ev in cast(faust.Stream[bytes], stream).events():
             msg = ev.message
+            await store.ensure_restored({msg.partition})
             try:
                 recs = engine.feedback(parse_feedback(orjson.loads(msg.value or b"null")))
             except (orjson.JSONDecodeError, InvalidRecord) as exc:
@@ -125,6 +138,8 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
                                  deadletter(reason, str(exc)[:300], msg.value, msg))])
                 continue
             await publish(out_records(recs))
+            store.dirty.update(r["stream"] for r in recs if r.get("stream") in store.owner)
+            await store.flush()
 
     deliveries = build_deliveries(a, on_attempt=metrics.note_notification,
                                   on_request=lambda sink, secs: metrics.sink_request_duration.labels(
@@ -134,8 +149,21 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
     log.info("alerting: incident agent on %s; notify agents for %s", settings.topic_scores,
              ", ".join(deliveries) or "no sinks (none configured)")
 
+    owned: set[int] = set()
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        # incident state follows scores partitions: drop what moved to another worker
+        now = {tp.partition for tp in assigned if tp.topic == settings.topic_scores}
+        moved = owned - now
+        if moved:
+            store.forget_partitions(moved)
+        owned.clear()
+        owned.update(now)
+
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def close_sinks(app: faust.App, **kwargs: Any) -> None:
+        await store.stop()
         for d in deliveries.values():
             close = getattr(d.sink, "close", None)
             if close is not None:

@@ -8,6 +8,7 @@ incidents open and resolve, and docs/alerting.md for the record schema.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import math
 from typing import Any
 
@@ -76,6 +77,32 @@ class AlertEngine:
             inc.acknowledged = True
             out.append(inc.record("acknowledged", fb.ts, by=fb.by))
         return out
+
+    def snapshot(self, stream: str) -> dict[str, Any]:
+        """JSON-able state of one stream (its runs and cooldown marks), for checkpoints."""
+        runs = {det: dataclasses.asdict(inc) for (s, det), inc in self.tracker.runs.items() if s == stream}
+        last = {det: ts for (s, det), ts in self.tracker.last_resolved.items() if s == stream}
+        return {"v": 1, "runs": runs, "last_resolved": last}
+
+    def restore(self, stream: str, doc: dict[str, Any]) -> None:
+        """Put back a stream's state from :meth:`snapshot` (after a restart or a rebalance)."""
+        for det, d in doc.get("runs", {}).items():
+            d = dict(d)
+            d["expected"] = tuple(d["expected"]) if d.get("expected") else None
+            d["contributions"] = tuple((str(k), float(v)) for k, v in d.get("contributions") or ())
+            inc = Incident(**d)
+            self.tracker.runs[(stream, det)] = inc
+            if inc.is_open:
+                self._remember(inc)
+        for det, ts in doc.get("last_resolved", {}).items():
+            self.tracker.last_resolved[(stream, det)] = float(ts)
+
+    def forget(self, streams: set[str]) -> None:
+        """Drop the state of streams this worker no longer owns."""
+        for key in [k for k in self.tracker.runs if k[0] in streams]:
+            del self.tracker.runs[key]
+        for key in [k for k in self.tracker.last_resolved if k[0] in streams]:
+            del self.tracker.last_resolved[key]
 
     def open_incidents(self) -> list[Incident]:
         return [r for r in self.tracker.runs.values() if r.is_open]

@@ -125,3 +125,43 @@ async def test_spikes_reach_every_sink_and_pagerduty_resolves(kafka_bootstrap, a
         await asyncio.to_thread(worker.stop)
         for r in (slack, teams, pd, hook):
             await r.stop()
+
+
+async def test_open_incident_survives_a_worker_crash(kafka_bootstrap, app_env, tmp_path):
+    import signal
+
+    pd = await PagerDutyReceiver().start()
+    env = {**app_env, "PYNOMALY_PAGERDUTY_ROUTING_KEY": PD_KEY, "PYNOMALY_PAGERDUTY_URL": pd.base_url,
+           "PYNOMALY_QUIET_S": "60", "PYNOMALY_COOLDOWN_S": "0", "PYNOMALY_LATENESS_S": "0"}
+    evs = [e for e in events() if e["stream"] == "payments.latency"]
+    topic = app_env["PYNOMALY_TOPIC_EVENTS"]
+    p = producer(kafka_bootstrap)
+    first = AlertingWorker(kafka_bootstrap, env, tmp_path, free_port())
+    second = AlertingWorker(kafka_bootstrap, env, tmp_path, free_port())
+    try:
+        await asyncio.to_thread(first.start, 90.0)
+        for ev in evs[:410]:  # warm-up and the first spike; not yet quiet long enough to resolve
+            p.produce(topic, key=ev["stream"], value=orjson.dumps(ev))
+        await asyncio.to_thread(p.flush, 30)
+        await wait_until(lambda: len(pd.events("trigger")) >= 1, 60, "the PagerDuty trigger")
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(first.stop, signal.SIGKILL)  # a crash, not a clean shutdown
+        await asyncio.to_thread(second.start, 90.0)
+        for ev in evs[410:600]:  # calm: the restored incident must resolve, under the same id
+            p.produce(topic, key=ev["stream"], value=orjson.dumps(ev))
+        await asyncio.to_thread(p.flush, 30)
+        await wait_until(lambda: len(pd.events("resolve")) >= 1, 90, "the PagerDuty resolve")
+        await asyncio.sleep(2)
+        assert pd.rejected == []
+        trig_keys = {t["dedup_key"] for t in pd.events("trigger")}
+        res_keys = {r["dedup_key"] for r in pd.events("resolve")}
+        assert len(trig_keys) == 1 and res_keys == trig_keys  # at-least-once: duplicates share the key
+        assert "restored incident state of 1 streams" in second.log()
+        alerts = await asyncio.to_thread(read_all, kafka_bootstrap, app_env["PYNOMALY_TOPIC_ALERTS"],
+                                         None, 20, 2)
+        assert {a["incident_id"] for a in alerts if a["action"] == "opened"} == trig_keys
+        assert {a["incident_id"] for a in alerts if a["action"] == "resolved"} == trig_keys
+    finally:
+        await asyncio.to_thread(first.stop)
+        await asyncio.to_thread(second.stop)
+        await pd.stop()

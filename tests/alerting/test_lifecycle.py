@@ -118,3 +118,25 @@ def test_bad_scored_records_are_named_not_raised_blindly(doc):
     with pytest.raises(InvalidRecord) as info:
         parse_scored(doc)
     assert info.value.reason in {"not_object", "bad_field"} and info.value.message
+
+
+def test_snapshot_restore_keeps_an_open_incident_across_restart():
+    import orjson
+
+    first = engine(cooldown_s=600)
+    opened = feed(first, [scored("a", T0, True, severity="warning"), scored("a", T0 + 5, True),
+                          scored("b", T0, True)])
+    doc = orjson.loads(orjson.dumps(first.snapshot("a")))  # it travels as JSON
+    second = engine(cooldown_s=600)
+    second.restore("a", doc)
+    later = feed(second, [scored("a", T0 + 10, True, severity="critical"), scored("a", T0 + 100, False)])
+    a_id = [r["incident_id"] for r in opened if r["stream"] == "a"][0]
+    resolved = [r for r in later if r["action"] == "resolved"]
+    assert [r["incident_id"] for r in resolved] == [a_id]
+    assert resolved[0]["count"] == 3 and resolved[0]["severity"] == "critical"
+    # the cooldown mark travels too; forget drops a stream that moved away
+    again = feed(second, [scored("a", T0 + 200, True)])
+    assert again[0]["suppressed"] == "cooldown"
+    assert second.snapshot("a")["last_resolved"] == {"zscore": T0 + 70}
+    second.forget({"a"})
+    assert second.snapshot("a") == {"v": 1, "runs": {}, "last_resolved": {}}

@@ -1,0 +1,149 @@
+"""Incident state checkpoints: open incidents survive restarts and follow their partition.
+
+Partition p of ``<alerts topic>.state`` (compacted, JSON) holds the incident state of the
+streams of scores partition p. A stream's state is written after the alert records of the
+batch that changed it were acknowledged, with the scores offset it covers; a restarted or
+new owner restores the partition before it handles its first record, and skips replayed
+records at or below that offset, so an open incident keeps its id and resolves once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from streams.alerting.engine import AlertEngine
+from streams.kafka_auth import aiokafka_auth_kwargs
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def state_topic(settings: Settings) -> str:
+    return f"{settings.topic_alerts}.state"
+
+
+class AlertStateStore:
+    def __init__(self, settings: Settings, engine: AlertEngine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.topic = state_topic(settings)
+        self.owner: dict[str, int] = {}  # stream -> scores partition
+        self.offsets: dict[str, int] = {}  # stream -> last scores offset covered by its state
+        self.dirty: set[str] = set()
+        self.restored: set[int] = set()
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        await self._ensure_topic()
+        extra: dict[str, Any] = {"max_batch_size": 1} if self.settings.dev_broker else {}
+        # (Tansu misreports high watermarks after multi-record batches; see streams/checkpoints.py)
+        self._producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, linger_ms=5,
+                                          acks="all", **extra, **aiokafka_auth_kwargs(self.settings))
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    def replayed(self, stream: str, partition: int, offset: int) -> bool:
+        """True if this scores record is already reflected in the restored state."""
+        self.owner[stream] = partition
+        return offset <= self.offsets.get(stream, -1)
+
+    def touch(self, stream: str, offset: int) -> None:
+        self.dirty.add(stream)
+        self.offsets[stream] = max(offset, self.offsets.get(stream, -1))
+
+    async def flush(self) -> int:
+        """Write every changed stream's state and wait for the acknowledgements."""
+        if not self.dirty:
+            return 0
+        if self._producer is None:
+            await self.start()
+        assert self._producer is not None
+        streams = sorted(self.dirty)
+        self.dirty.difference_update(streams)  # touched again while we await: written next time
+        pending = []
+        for stream in streams:
+            doc = self.engine.snapshot(stream)
+            doc["offset"] = self.offsets.get(stream, -1)
+            partition = self.owner.get(stream)
+            pending.append(await self._producer.send(self.topic, orjson.dumps(doc), key=stream.encode(),
+                                                     partition=partition))
+        await asyncio.gather(*pending)
+        return len(streams)
+
+    async def ensure_restored(self, partitions: Iterable[int]) -> None:
+        async with self._lock:
+            if self._producer is None:
+                await self.start()
+            for p in sorted(set(partitions) - self.restored):
+                n = await self._restore(p)
+                self.restored.add(p)
+                log.info("alerting: restored incident state of %d streams of partition %d", n, p)
+
+    def forget_partitions(self, partitions: set[int]) -> None:
+        gone = {s for s, p in self.owner.items() if p in partitions}
+        self.engine.forget(gone)
+        for s in gone:
+            self.owner.pop(s, None)
+            self.offsets.pop(s, None)
+            self.dirty.discard(s)
+        self.restored.difference_update(partitions)
+
+    async def _restore(self, partition: int) -> int:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
+                                    enable_auto_commit=False, **aiokafka_auth_kwargs(self.settings))
+        await consumer.start()
+        tp = TopicPartition(self.topic, partition)
+        latest: dict[str, bytes] = {}
+        try:
+            consumer.assign([tp])
+            end = (await consumer.end_offsets([tp]))[tp]
+            await consumer.seek_to_beginning(tp)
+            deadline = time.monotonic() + 60
+            while end and await consumer.position(tp) < end and time.monotonic() < deadline:
+                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
+                for msg in batch.get(tp, []):
+                    if msg.key is not None and msg.value is not None:
+                        latest[msg.key.decode("utf-8", "replace")] = msg.value
+        finally:
+            await consumer.stop()
+        for stream, blob in latest.items():
+            try:
+                doc = orjson.loads(blob)
+                self.engine.restore(stream, doc)
+            except (orjson.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
+                log.warning("alerting: unreadable incident state of a stream on partition %d (%s); "
+                            "its incidents start afresh", partition, type(exc).__name__)
+                continue
+            self.owner[stream] = partition
+            self.offsets[stream] = int(doc.get("offset", -1))
+        return len(latest)
+
+    async def _ensure_topic(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap,
+                                    **aiokafka_auth_kwargs(self.settings))
+        await admin.start()
+        try:
+            if self.topic in set(await admin.list_topics()):
+                return
+            described = await admin.describe_topics([self.settings.topic_scores])
+            partitions = len(described[0]["partitions"]) or self.settings.topic_partitions
+            await admin.create_topics([NewTopic(self.topic, partitions, self.settings.topic_replication,
+                                                topic_configs={"cleanup.policy": "compact"})])
+        except Exception as exc:  # a concurrent worker may have created it first
+            if "TopicAlreadyExists" not in type(exc).__name__:
+                raise
+        finally:
+            await admin.close()
