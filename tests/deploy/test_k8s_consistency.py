@@ -14,7 +14,7 @@ import pytest
 
 from streams.alerting.settings import load_alerting_settings
 from streams.settings import Settings, describe_settings, load_settings
-from tests.deploy.support import KUSTOMIZATIONS, ROOT, Doc, one, render
+from tests.deploy.support import KUSTOMIZATIONS, ROOT, Doc, one
 
 OVERLAYS = ("dev", "prod")
 ALL = sorted(KUSTOMIZATIONS)
@@ -22,11 +22,6 @@ ALL = sorted(KUSTOMIZATIONS)
 KEDA_SASL = {"PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512"}
 # Secrets created outside the repository in production (docs/deploy.md says how).
 EXTERNAL_SECRETS = {"pynomaly-kafka", "pynomaly-kafka-tls", "pynomaly-secrets"}
-
-
-@pytest.fixture(scope="module")
-def rendered() -> dict[str, list[Doc]]:
-    return {name: render(path) for name, path in KUSTOMIZATIONS.items()}
 
 
 def env_of(docs: list[Doc]) -> dict[str, str]:

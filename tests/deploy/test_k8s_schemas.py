@@ -16,7 +16,7 @@ from cloudcoil.models.keda import v1alpha1 as keda
 from cloudcoil.models.prometheus_operator import v1 as promop
 from kubernetes_validate import utils as kv
 
-from tests.deploy.support import K8S_MIN_VERSION, KUSTOMIZATIONS, Doc, one, render
+from tests.deploy.support import K8S_MIN_VERSION, KUSTOMIZATIONS, Doc, one
 
 CRD_MODELS: dict[tuple[str, str], Any] = {
     ("keda.sh/v1alpha1", "ScaledObject"): keda.ScaledObject,
@@ -24,11 +24,6 @@ CRD_MODELS: dict[tuple[str, str], Any] = {
     ("monitoring.coreos.com/v1", "PodMonitor"): promop.PodMonitor,
 }
 VERSIONS = (K8S_MIN_VERSION, kv.latest_version())
-
-
-@pytest.fixture(scope="module")
-def rendered() -> dict[str, list[Doc]]:
-    return {name: render(path) for name, path in KUSTOMIZATIONS.items()}
 
 
 def validate_builtin(doc: Doc, version: str) -> None:
