@@ -120,6 +120,12 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
                     out.append((settings.topic_deadletter, msg.key,
                                 deadletter(reason, str(exc)[:300], msg.value, msg)))
                     continue
+                except Exception as exc:  # a bug must not stop alerting for every other stream
+                    log.exception("alerting: could not process a scored record")
+                    metrics.errors.labels(component="incidents").inc()
+                    out.append((settings.topic_deadletter, msg.key, deadletter(
+                        "alerting_error", f"{type(exc).__name__} while processing", msg.value, msg)))
+                    continue
                 out += out_records(recs)
             await publish(out)  # returns after the broker acknowledged: then offsets may commit
             await store.flush()  # state covering this batch, after its alert records

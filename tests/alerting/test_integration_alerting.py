@@ -86,7 +86,11 @@ async def test_spikes_reach_every_sink_and_pagerduty_resolves(kafka_bootstrap, a
         p.produce(app_env["PYNOMALY_TOPIC_FEEDBACK"], key=b"junk", value=b'{"kind": "maybe", "ts": 1}')
         await asyncio.to_thread(p.flush, 30)
         await wait_until(lambda: len(pd.events("resolve")) >= 3, 120, "three PagerDuty resolves")
-        await asyncio.sleep(2)  # anything extra would arrive now
+        # reading the topics first also gives any extra (wrong) notification time to arrive
+        alerts = await asyncio.to_thread(read_all, kafka_bootstrap, app_env["PYNOMALY_TOPIC_ALERTS"],
+                                         None, 20, 1)
+        dead = await asyncio.to_thread(read_all, kafka_bootstrap, app_env["PYNOMALY_TOPIC_DEADLETTER"],
+                                       9, 20, 0.5)
         for r in (slack, teams, pd):
             assert r.rejected == [], r.rejected
         triggers = pd.events("trigger")
@@ -105,14 +109,10 @@ async def test_spikes_reach_every_sink_and_pagerduty_resolves(kafka_bootstrap, a
         assert sum(t.startswith("[RESOLVED]") for t in teams_titles) == 3
         assert sum("RESOLVED" in t for t in slack_texts) == 3
         assert "grafana.local:3000/d/pynomaly-stream" in orjson.dumps(slack.accepted[0]).decode()
-        alerts = await asyncio.to_thread(read_all, kafka_bootstrap, app_env["PYNOMALY_TOPIC_ALERTS"],
-                                         None, 20, 2)
         acts = [(a["action"], a["incident_id"]) for a in alerts if a["type"] == "incident"]
         assert sorted(i for a, i in acts if a == "opened") == sorted(keys)
         assert len(opened) == 3
         # the webhook answered 401 to all six notifications: each one dead-lettered, once
-        dead = await asyncio.to_thread(read_all, kafka_bootstrap, app_env["PYNOMALY_TOPIC_DEADLETTER"],
-                                       9, 20, 1)
         bad_input = sorted((d["source"]["topic"].rsplit(".", 1)[1], d["reason"]) for d in dead
                            if "sink" not in d)
         assert bad_input == [("feedback", "bad_field"), ("scores", "bad_field"), ("scores", "not_json")]
@@ -144,21 +144,20 @@ async def test_open_incident_survives_a_worker_crash(kafka_bootstrap, app_env, t
             p.produce(topic, key=ev["stream"], value=orjson.dumps(ev))
         await asyncio.to_thread(p.flush, 30)
         await wait_until(lambda: len(pd.events("trigger")) >= 1, 60, "the PagerDuty trigger")
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.5)  # the state write follows the alert record by milliseconds
         await asyncio.to_thread(first.stop, signal.SIGKILL)  # a crash, not a clean shutdown
         await asyncio.to_thread(second.start, 90.0)
         for ev in evs[410:600]:  # calm: the restored incident must resolve, under the same id
             p.produce(topic, key=ev["stream"], value=orjson.dumps(ev))
         await asyncio.to_thread(p.flush, 30)
         await wait_until(lambda: len(pd.events("resolve")) >= 1, 90, "the PagerDuty resolve")
-        await asyncio.sleep(2)
+        alerts = await asyncio.to_thread(read_all, kafka_bootstrap, app_env["PYNOMALY_TOPIC_ALERTS"],
+                                         None, 20, 1)
         assert pd.rejected == []
         trig_keys = {t["dedup_key"] for t in pd.events("trigger")}
         res_keys = {r["dedup_key"] for r in pd.events("resolve")}
         assert len(trig_keys) == 1 and res_keys == trig_keys  # at-least-once: duplicates share the key
         assert "restored incident state of 1 streams" in second.log()
-        alerts = await asyncio.to_thread(read_all, kafka_bootstrap, app_env["PYNOMALY_TOPIC_ALERTS"],
-                                         None, 20, 2)
         assert {a["incident_id"] for a in alerts if a["action"] == "opened"} == trig_keys
         assert {a["incident_id"] for a in alerts if a["action"] == "resolved"} == trig_keys
     finally:
