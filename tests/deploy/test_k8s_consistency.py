@@ -8,11 +8,14 @@ rejects at start-up.
 from __future__ import annotations
 
 import re
+import ssl
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from streams.alerting.settings import load_alerting_settings
+from streams.app import faust_settings
 from streams.settings import Settings, describe_settings, load_settings
 from tests.deploy.support import KUSTOMIZATIONS, ROOT, Doc, one
 
@@ -65,6 +68,40 @@ def test_settings_load_as_the_worker_would(rendered: dict[str, list[Doc]], name:
     # The [alerting] table passes the alerting package's own validation (routes included).
     alerting = load_alerting_settings(environ={}, table=s.extra["alerting"])
     assert [r.name for r in alerting.router().routes] == ["critical", "default"]
+
+
+def self_signed_ca(tmp_path: Path) -> Path:
+    """A real CA certificate standing in for the mounted pynomaly-kafka-tls Secret."""
+    cert, key = tmp_path / "ca.crt", tmp_path / "ca.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=pynomaly-test-ca", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return cert
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_faust_config_matches_the_manifests(rendered: dict[str, list[Doc]], name: str, tmp_path: Path) -> None:
+    # What the worker hands Faust, built by the app's own translation from the pod's settings.
+    docs = rendered[name]
+    settings = settings_for(docs, tmp_path)
+    if settings.kafka_ssl_cafile:
+        settings = settings.with_overrides(kafka_ssl_cafile=str(self_signed_ca(tmp_path)))
+    conf = faust_settings(settings)
+    meta = kafka_trigger(docs)["metadata"]
+    # KEDA counts lag of a group without offsets the way the consumer will start reading.
+    assert meta["offsetResetPolicy"] == conf["consumer_auto_offset_reset"]
+    assert conf["broker"] == [f"kafka://{hp.strip()}" for hp in meta["bootstrapServers"].split(",")]
+    web = {p["name"]: p["containerPort"] for p in container(docs)["ports"]}["web"]
+    assert conf["web_bind"] == "0.0.0.0" and conf["web_port"] == web
+    creds = conf["broker_credentials"]
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        assert creds is None
+    else:
+        assert isinstance(creds.ssl_context, ssl.SSLContext) == ("SSL" in protocol)
+    if protocol.startswith("SASL"):
+        assert creds.mechanism.value == settings.kafka_sasl_mechanism
+        assert KEDA_SASL[creds.mechanism.value] == meta["sasl"]
 
 
 @pytest.mark.parametrize("name", ALL)
