@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streams.settings import Settings
+from streams.alerting.settings import load_alerting_settings
+from streams.settings import Settings, load_settings
 from streams.topics import all_topics
 from tests.deploy.support import COMPOSE_DIR, COMPOSE_FILE, Doc, compose, compose_model
 
@@ -151,3 +152,14 @@ def test_producer_runs_the_demo_feed(model: Doc) -> None:
     script = producer["entrypoint"][-1]
     assert mounts[script] == COMPOSE_DIR / "demo_feed.py" and mounts[script].is_file()
     assert producer["healthcheck"]["disable"] is True  # it serves no /healthz
+
+
+@pytest.mark.parametrize("service", ["worker", "producer"])
+def test_service_environment_loads_as_valid_settings(model: Doc, service: str) -> None:
+    env = {k: str(v) for k, v in model["services"][service]["environment"].items() if v is not None}
+    settings = load_settings(environ=env)  # raises on any invalid PYNOMALY_* value
+    load_alerting_settings(environ=env)  # empty sink secrets are valid: sinks disabled
+    advertised = model["services"]["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    assert f"PLAINTEXT://{settings.kafka_bootstrap}" in advertised
+    assert settings.topic_replication == 1  # one broker
+    assert not settings.dev_broker  # Apache Kafka, not Tansu
