@@ -147,9 +147,17 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
             store.dirty.update(r["stream"] for r in recs if r.get("stream") in store.owner)
             await store.flush()
 
+    produce = None
+    if a.notify_topic:
+        notify_topic = raw_topic(a.notify_topic)
+
+        async def produce(key: bytes, value: bytes) -> None:
+            await notify_topic.maybe_declare()  # created on first use if missing
+            await app.producer.send_and_wait(a.notify_topic, key, value, None, None, None)
+
     deliveries = build_deliveries(a, on_attempt=metrics.note_notification,
                                   on_request=lambda sink, secs: metrics.sink_request_duration.labels(
-                                      sink=sink).observe(secs))
+                                      sink=sink).observe(secs), produce=produce)
     for name, delivery in deliveries.items():
         _register_notify(app, alerts, name, delivery, build_notifier(a), metrics, settings)
     log.info("alerting: incident agent on %s; notify agents for %s", settings.topic_scores,

@@ -19,7 +19,7 @@ from streams.alerting.silences import Silence, SilenceSet
 from streams.errors import SettingsError
 from streams.settings import Secret, load_dataclass
 
-SINK_NAMES = ("slack", "teams", "pagerduty", "webhook")
+SINK_NAMES = ("slack", "teams", "pagerduty", "webhook", "kafka")
 
 
 def _doc(text: str, **kw: Any) -> Any:
@@ -38,6 +38,8 @@ class AlertingSettings:
                                  default=Secret("https://events.pagerduty.com"))
     webhook_url: Secret = _doc("generic webhook URL (enables the webhook sink)", default=Secret(""))
     webhook_secret: Secret = _doc("HMAC-SHA256 key for the webhook signature", default=Secret(""))
+    notify_topic: str = _doc("Kafka topic that receives every notification as JSON (enables the "
+                             "kafka sink)", default="")
     dashboard_url: Secret = _doc("Grafana base URL for links in notifications", default=Secret(""))
     dashboard_uid: str = _doc("uid of the per-stream Grafana dashboard", default="pynomaly-stream")
     min_duration_s: float = _doc("an anomaly run must last this long to open an incident", default=0.0)
@@ -103,7 +105,8 @@ class AlertingSettings:
     @property
     def enabled_sinks(self) -> list[str]:
         configured = {"slack": self.slack_webhook_url, "teams": self.teams_webhook_url,
-                      "pagerduty": self.pagerduty_routing_key, "webhook": self.webhook_url}
+                      "pagerduty": self.pagerduty_routing_key, "webhook": self.webhook_url,
+                      "kafka": self.notify_topic}
         return [name for name in SINK_NAMES if configured[name]]
 
     def timings(self) -> Timings:

@@ -73,6 +73,7 @@ async def test_spikes_reach_every_sink_and_pagerduty_resolves(kafka_bootstrap, a
            "PYNOMALY_DASHBOARD_URL": "http://grafana.local:3000",
            "PYNOMALY_QUIET_S": "60", "PYNOMALY_COOLDOWN_S": "0", "PYNOMALY_LATENESS_S": "0",
            "PYNOMALY_WEBHOOK_URL": hook.url, "PYNOMALY_WEBHOOK_SECRET": "a-different-secret",
+           "PYNOMALY_NOTIFY_TOPIC": app_env["PYNOMALY_APP_ID"] + ".notifications",
            "PYNOMALY_SLACK_RATE_PER_S": "50"}
     worker = AlertingWorker(kafka_bootstrap, env, tmp_path, free_port())
     try:
@@ -113,6 +114,10 @@ async def test_spikes_reach_every_sink_and_pagerduty_resolves(kafka_bootstrap, a
         assert sorted(i for a, i in acts if a == "opened") == sorted(keys)
         assert len(opened) == 3
         # the webhook answered 401 to all six notifications: each one dead-lettered, once
+        published = await asyncio.to_thread(read_all, kafka_bootstrap,
+                                            app_env["PYNOMALY_APP_ID"] + ".notifications", 6, 20, 0.5)
+        assert sorted((n["kind"], n["incident_id"]) for n in published) == \
+            sorted([("trigger", k) for k in keys] + [("resolve", k) for k in keys])
         bad_input = sorted((d["source"]["topic"].rsplit(".", 1)[1], d["reason"]) for d in dead
                            if "sink" not in d)
         assert bad_input == [("feedback", "bad_field"), ("scores", "bad_field"), ("scores", "not_json")]
