@@ -24,6 +24,13 @@ def test_sink_enabled_when_its_url_or_key_is_set():
                                 "PYNOMALY_PAGERDUTY_ROUTING_KEY": PD_KEY}, {})
     assert s.enabled_sinks == ["slack", "pagerduty"]
     assert set(build_sinks(s)) == {"slack", "pagerduty"}
+    s = load_alerting_settings({"PYNOMALY_NOTIFY_TOPIC": "team.alerts"}, {})
+    assert s.enabled_sinks == ["kafka"]
+
+    async def produce(key: bytes, value: bytes) -> None:
+        raise ConnectionError("broker down")
+
+    assert set(build_sinks(s)) == set() and set(build_sinks(s, produce)) == {"kafka"}
 
 
 def test_toml_table_routes_silences_and_timings():

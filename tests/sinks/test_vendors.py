@@ -212,3 +212,14 @@ async def test_webhook_is_signed(webhook):
     assert verify("s3cr3t-hmac-key", "1790000000", orjson.dumps(
         {"type": "pynomaly.notification", "version": 1, **make_notification().as_dict()}),
         h["X-Pynomaly-Signature"])
+
+
+async def test_kafka_sink_turns_producer_failures_into_retriable_errors():
+    from sinks.kafka import KafkaSink
+
+    async def broken(key: bytes, value: bytes) -> None:
+        raise ConnectionError("bootstrap 10.0.0.1:9092 unreachable")
+
+    with pytest.raises(SinkError) as info:
+        await KafkaSink(broken).send(make_notification())
+    assert info.value.retriable and "10.0.0.1" not in str(info.value)
