@@ -117,7 +117,7 @@ class Delivery:
         self._lock = asyncio.Lock()  # one send at a time per sink keeps the rate honest
 
     def backoff(self, attempt: int, retry_after: float | None) -> float:
-        """Full-jitter exponential backoff, never shorter than the receiver's Retry-After."""
+        """Exponential backoff with jitter (drawn from [cap/2, cap]), never below Retry-After."""
         cap = min(self.policy.max_backoff_s, self.policy.base_backoff_s * 2 ** (attempt - 1))
         wait = self.rng.uniform(cap / 2, cap)
         return max(wait, retry_after) if retry_after is not None else wait
@@ -140,7 +140,8 @@ class Delivery:
                 self.breaker.success()
                 self._note(name, "delivered")
                 return Outcome(name, True, attempt)
-            except SinkError as err:
+            except Exception as exc:
+                err = exc if isinstance(exc, SinkError) else self._unexpected(exc)
                 if not err.retriable:
                     self.breaker.success()  # it answered: reachable, just refusing this one
                 elif not isinstance(err, CircuitOpenError):
@@ -165,6 +166,13 @@ class Delivery:
             raise CircuitOpenError(self.sink.name, self.breaker.reopens_in())
         while (wait := self.limiter.wait_time()) > 0:
             await self.sleep(wait)
+
+    def _unexpected(self, exc: Exception) -> SinkError:
+        # A bug in a sink must not kill the notify agent: make it final (dead-lettered).
+        # Only the type is logged: an arbitrary exception text could carry a URL.
+        log.error("%s: unexpected %s while sending; dead-lettering", self.sink.name, type(exc).__name__)
+        return SinkError(f"{self.sink.name}: unexpected {type(exc).__name__} while sending (a bug; "
+                         "please report it)", retriable=False, sink=self.sink.name)
 
     def _note(self, sink: str, outcome: str) -> None:
         if self.on_attempt is not None:

@@ -32,6 +32,7 @@ from streams.alerting.notify import Notifier
 from streams.alerting.records import InvalidRecord, parse_scored
 from streams.alerting.settings import AlertingSettings
 from streams.alerting.state import AlertStateStore
+from streams.errors import PynomalyError
 from streams.metrics import ANOMALY_SEVERITIES, Metrics
 from streams.settings import Settings
 
@@ -137,8 +138,9 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
             await store.ensure_restored({msg.partition})
             try:
                 recs = engine.feedback(parse_feedback(orjson.loads(msg.value or b"null")))
-            except (orjson.JSONDecodeError, InvalidRecord) as exc:
-                reason = getattr(exc, "reason", "not_json")
+            except (orjson.JSONDecodeError, InvalidRecord, PynomalyError) as exc:
+                # PynomalyError: a silence feedback with bad fields (SettingsError)
+                reason = getattr(exc, "reason", "not_json" if isinstance(exc, ValueError) else "bad_field")
                 metrics.errors.labels(component="incidents").inc()
                 await publish([(settings.topic_deadletter, msg.key,
                                  deadletter(reason, str(exc)[:300], msg.value, msg))])

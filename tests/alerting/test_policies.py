@@ -136,3 +136,9 @@ def test_notifier_skips_suppressed_and_feedback_records():
     recs = feed(eng, [scored("a", T0, True), scored("a", T0 + 100, False)])
     assert [p for r in recs for p in notifier.plan(r)] == []
     assert notifier.plan({"type": "incident", "action": "feedback", "incident_id": "x"}) == []
+
+
+def test_bad_silence_feedback_is_a_settings_error_not_a_crash():
+    eng = engine()
+    with pytest.raises(SettingsError):
+        eng.feedback(parse_feedback({"kind": "silence", "ts": T0, "ends_at": "soon"}))

@@ -106,3 +106,16 @@ async def test_final_errors_do_not_open_the_circuit(slack, clock):
         assert out.reason == "final" and out.attempts == 1
     await d.sink.close()
     assert d.breaker.state == "closed" and slack.requests == 5
+
+
+async def test_a_bug_in_a_sink_is_final_not_fatal(clock, caplog):
+    class Buggy:
+        name = "buggy"
+
+        async def send(self, n):
+            raise KeyError("https://hooks.example/secret-path")
+
+    d = delivery(Buggy(), clock)
+    out = await d.deliver(make_notification())
+    assert not out.delivered and out.reason == "final" and "KeyError" in out.error.message
+    assert "secret-path" not in caplog.text and "secret-path" not in str(out.error)
