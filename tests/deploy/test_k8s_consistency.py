@@ -173,7 +173,7 @@ def test_probes_ports_and_selectors_line_up(rendered: dict[str, list[Doc]], name
         return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
     assert selects(one(docs, "Deployment")["spec"]["selector"]["matchLabels"])
-    assert selects(one(docs, "Service")["spec"]["selector"])
+    assert selects(one(docs, "Service", "pynomaly-worker")["spec"]["selector"])
     assert selects(one(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"])
     assert selects(one(docs, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"])
     pm = one(docs, "PodMonitor")
@@ -230,6 +230,22 @@ def test_secret_references_resolve(rendered: dict[str, list[Doc]], name: str) ->
     deploy_doc = (ROOT / "docs" / "deploy.md").read_text()
     for secret in referenced - in_repo:
         assert secret in deploy_doc, f"docs/deploy.md must say how to create Secret {secret}"
+
+
+def test_dev_kafka_is_where_the_workers_look(rendered: dict[str, list[Doc]]) -> None:
+    docs = rendered["dev"]
+    host, _, port = env_of(docs)["PYNOMALY_KAFKA_BOOTSTRAP"].rpartition(":")
+    name, namespace, *_ = host.split(".")
+    service = one(docs, "Service", name)
+    assert service["metadata"]["namespace"] == namespace
+    assert int(port) in {p["port"] for p in service["spec"]["ports"]}
+    kafka = one(docs, "StatefulSet", name)
+    pod_labels = kafka["spec"]["template"]["metadata"]["labels"]
+    assert all(pod_labels.get(k) == v for k, v in service["spec"]["selector"].items())
+    env = {e["name"]: e["value"] for e in kafka["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert f"PLAINTEXT://{host}:{port}" in env["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
+    assert int(env_of(docs)["PYNOMALY_TOPIC_REPLICATION"]) == 1  # one broker
 
 
 def test_prod_ships_no_secret_values(rendered: dict[str, list[Doc]]) -> None:
