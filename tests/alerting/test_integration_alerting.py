@@ -132,11 +132,14 @@ async def test_spikes_reach_every_sink_and_pagerduty_resolves(kafka_bootstrap, a
             await r.stop()
 
 
-async def test_open_incident_survives_a_worker_crash(kafka_bootstrap, app_env, tmp_path):
+async def test_open_incident_survives_a_worker_crash_and_a_slow_sink(kafka_bootstrap, app_env, tmp_path):
     import signal
 
     pd = await PagerDutyReceiver().start()
+    slack = await SlackReceiver().start()
+    slack.fail("slow", delay=8.0)  # a slow sink: answers, but only after 8 s
     env = {**app_env, "PYNOMALY_PAGERDUTY_ROUTING_KEY": PD_KEY, "PYNOMALY_PAGERDUTY_URL": pd.base_url,
+           "PYNOMALY_SLACK_WEBHOOK_URL": slack.url,
            "PYNOMALY_QUIET_S": "60", "PYNOMALY_COOLDOWN_S": "0", "PYNOMALY_LATENESS_S": "0"}
     evs = [e for e in events() if e["stream"] == "payments.latency"]
     topic = app_env["PYNOMALY_TOPIC_EVENTS"]
@@ -149,7 +152,11 @@ async def test_open_incident_survives_a_worker_crash(kafka_bootstrap, app_env, t
             p.produce(topic, key=ev["stream"], value=orjson.dumps(ev))
         await asyncio.to_thread(p.flush, 30)
         await wait_until(lambda: len(pd.events("trigger")) >= 1, 60, "the PagerDuty trigger")
+        # the slow Slack sink held back neither scoring nor PagerDuty: its request is still open
+        await wait_until(lambda: slack.requests >= 1, 5, "the Slack request")
+        assert slack.accepted == []
         await asyncio.sleep(0.5)  # the state write follows the alert record by milliseconds
+        slack.heal()
         await asyncio.to_thread(first.stop, signal.SIGKILL)  # a crash, not a clean shutdown
         await asyncio.to_thread(second.start, 90.0)
         for ev in evs[410:600]:  # calm: the restored incident must resolve, under the same id
@@ -163,9 +170,12 @@ async def test_open_incident_survives_a_worker_crash(kafka_bootstrap, app_env, t
         res_keys = {r["dedup_key"] for r in pd.events("resolve")}
         assert len(trig_keys) == 1 and res_keys == trig_keys  # at-least-once: duplicates share the key
         assert "restored incident state of 1 streams" in second.log()
+        await wait_until(lambda: any("RESOLVED" in m["text"] for m in slack.accepted), 30, "Slack resolve")
+        assert slack.rejected == []
         assert {a["incident_id"] for a in alerts if a["action"] == "opened"} == trig_keys
         assert {a["incident_id"] for a in alerts if a["action"] == "resolved"} == trig_keys
     finally:
         await asyncio.to_thread(first.stop)
         await asyncio.to_thread(second.stop)
         await pd.stop()
+        await slack.stop()

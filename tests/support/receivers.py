@@ -33,9 +33,10 @@ class Invalid(Exception):
 
 @dataclasses.dataclass
 class Fault:
-    mode: str  # "500" | "429" | "timeout"
+    mode: str  # "500" | "429" | "timeout" | "slow"
     times: int  # how many requests get it; -1 = until cleared
     retry_after: float | None = None
+    delay: float = 0.0  # "slow": answer normally after this many seconds
 
 
 class Receiver:
@@ -65,7 +66,8 @@ class Receiver:
     async def start(self) -> Receiver:
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        # short shutdown: requests parked by "timeout"/"slow" faults must not hold up stop()
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
         await site.start()
@@ -85,9 +87,11 @@ class Receiver:
     async def up(self) -> None:
         await self.start()
 
-    def fail(self, mode: str, times: int = -1, retry_after: float | None = None) -> None:
-        """Answer the next ``times`` requests with ``mode`` ("500", "429", "timeout")."""
-        self.fault = Fault(mode, times, retry_after)
+    def fail(self, mode: str, times: int = -1, retry_after: float | None = None,
+             delay: float = 0.0) -> None:
+        """Answer the next ``times`` requests with ``mode`` ("500", "429", "timeout", or
+        "slow": a normal answer after ``delay`` seconds)."""
+        self.fault = Fault(mode, times, retry_after, delay)
 
     def heal(self) -> None:
         self.fault = None
@@ -99,6 +103,9 @@ class Receiver:
         if self.fault is not None and self.fault.times != 0:
             if self.fault.times > 0:
                 self.fault.times -= 1
+            if self.fault.mode == "slow":
+                await asyncio.sleep(self.fault.delay)
+                return await self._answer(request, raw)
             if self.fault.mode == "timeout":
                 await asyncio.sleep(3600)
             if self.fault.mode == "429":
@@ -107,6 +114,9 @@ class Receiver:
                     headers["Retry-After"] = str(self.fault.retry_after)
                 return self.error_response(429, "rate_limited", "slow down", headers)
             return self.error_response(500, "rollup_error", "injected failure")
+        return await self._answer(request, raw)
+
+    async def _answer(self, request: web.Request, raw: bytes) -> web.StreamResponse:
         try:
             if request.method != "POST":
                 raise Invalid(405, "method_not_allowed", request.method)
