@@ -23,10 +23,11 @@ from typing import Any
 
 import numpy as np
 
+import detectors.ensemble  # noqa: F401  (registers the default detector)
 from detectors import nab
 from detectors.pipeline import PipelineConfig, StreamPipeline
 
-DEFAULT_DETECTOR = "nab_ensemble"
+DEFAULT_DETECTOR = "rarity_likelihood"
 
 
 @dataclasses.dataclass
