@@ -31,7 +31,13 @@ pytestmark = pytest.mark.integration
 
 SCORE_STREAMS = ("host-00.cpu", "host-01.cpu")
 RATE_WINDOW = "15s"  # what Grafana's $__rate_interval becomes with a 1 s scrape interval
-T0 = 1_764_151_200
+# What makes a series exist, for the failure message when a panel comes back empty.
+WIRING = {
+    "pynomaly_stream_score": "create_app must build Metrics(registry, score_streams="
+                             "load_metrics_settings(settings.extra).score_streams) and scoring must "
+                             "call metrics.observe_stream_score(stream, verdict.score)",
+    "pynomaly_consumer_lag_records": "create_app must call streams.web.register_worker_views",
+}
 
 
 def _api(base: str, path: str, **params: str) -> Any:
@@ -210,7 +216,8 @@ def test_dashboard_queries_return_data_from_a_live_worker(
             data = _api(base, "/api/v1/query_range", query=concrete(expr, RATE_WINDOW),
                         start=str(now - 60), end=str(now), step="1")
             if not data["result"]:
-                empty.append(f"{board} / {title}: {expr}")
+                hints = [h for name, h in WIRING.items() if name in expr]
+                empty.append(f"{board} / {title}: {expr}" + "".join(f"\n    -> {h}" for h in hints))
     assert not empty, "panels without data:\n" + "\n".join(empty)
 
     # The service's own alert rules load and evaluate against real series without errors.
