@@ -1,0 +1,1 @@
+"""Throughput, latency and state benchmarks: ``python -m benchmarks.run [--quick] [--json FILE]``."""

@@ -1,0 +1,222 @@
+"""Benchmark runner: ``python -m benchmarks.run [--quick] [--json FILE]``.
+
+Starts the embedded broker, preloads events, then measures in turn
+(a) a bare aiokafka pass-through (the ceiling), (b) a naive Faust + River agent and
+(c) pynomaly's worker, each as its own process reading the same input; then per-stream
+state costs. Prints a table and optionally writes every figure as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks import kafka
+from benchmarks.procs import Child
+from benchmarks.stats import latency_ms, throughput
+from streams.broker import EmbeddedBroker, free_port
+
+PARTITIONS = 8
+READY = {"aiokafka": "ready", "faust": "Worker]: Ready"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    events: int
+    streams: int
+    per_record: int  # events per record in the batched runs
+    naive_events: int  # (b) is slow: it is measured on the first events only
+    paced_rate: float
+    paced_seconds: float
+    state_sizes: tuple[int, ...]
+
+
+QUICK = Plan(20_000, 200, 100, 3_000, 10_000, 3.0, (100_000,))
+FULL = Plan(100_000, 1_000, 100, 20_000, 10_000, 10.0, (100_000, 1_000_000))
+
+
+@dataclasses.dataclass
+class Result:
+    name: str
+    events: int
+    steady_eps: float = math.nan
+    cold_eps: float = math.nan
+    p50_ms: float = math.nan
+    p99_ms: float = math.nan
+    peak_rss_mb: float = math.nan
+    cpu_us_per_event: float = math.nan
+    startup_s: float = math.nan
+
+
+Starter = Callable[[str, str, str, Path], tuple[Child, str]]
+
+
+def start_passthrough(bootstrap: str, src: str, out: str, tmp: Path) -> tuple[Child, str]:
+    group = kafka.unique("bench-pass")
+    return Child("benchmarks.passthrough", [bootstrap, src, out, group], {},
+                 tmp / f"{group}.log"), READY["aiokafka"]
+
+
+def start_naive(bootstrap: str, src: str, out: str, tmp: Path) -> tuple[Child, str]:
+    app = kafka.unique("bench-naive")
+    env = {"BENCH_BOOTSTRAP": bootstrap, "BENCH_IN": src, "BENCH_OUT": out, "BENCH_APP": app,
+           "BENCH_WEB_PORT": str(free_port()), "BENCH_DATADIR": str(tmp / app)}
+    return Child("benchmarks.naive_faust", ["worker", "-l", "info"], env,
+                 tmp / f"{app}.log"), READY["faust"]
+
+
+def start_worker(bootstrap: str, src: str, out: str, tmp: Path) -> tuple[Child, str]:
+    app = kafka.unique("bench-pyn")
+    env = {
+        "PYNOMALY_KAFKA_BOOTSTRAP": bootstrap, "PYNOMALY_DEV_BROKER": "true",
+        "PYNOMALY_APP_ID": app, "PYNOMALY_TOPIC_EVENTS": src, "PYNOMALY_TOPIC_SCORES": out,
+        "PYNOMALY_TOPIC_ANOMALIES": f"{app}.anomalies",
+        "PYNOMALY_TOPIC_DEADLETTER": f"{app}.deadletter",
+        "PYNOMALY_TOPIC_ALERTS": f"{app}.alerts", "PYNOMALY_TOPIC_FEEDBACK": f"{app}.feedback",
+        "PYNOMALY_TOPIC_PARTITIONS": str(PARTITIONS), "PYNOMALY_WEB_PORT": str(free_port()),
+        "PYNOMALY_DATA_DIR": str(tmp / app), "PYNOMALY_LOG_LEVEL": "info",
+        "PYNOMALY_SESSION_TIMEOUT_S": "3", "PYNOMALY_HEARTBEAT_INTERVAL_S": "0.5",
+    }
+    return Child("streams.cli", ["worker"], env, tmp / f"{app}.log"), READY["faust"]
+
+
+def measure(name: str, start: Starter, bootstrap: str, src: str, expect: int, tmp: Path,
+            plan: Plan | None = None) -> Result:
+    """Start a system on a preloaded topic and measure until ``expect`` outputs are written.
+
+    With ``plan``, the now warm system is then offered ``paced_rate`` events/s for
+    ``paced_seconds`` on the same topic, each event stamped with its produce time: that
+    phase gives the latency figures.
+    """
+    out = kafka.unique("bench-out")
+    kafka.create_topics(bootstrap, [out], PARTITIONS)
+    reader = kafka.OutputReader(bootstrap, out)
+    child, ready = start(bootstrap, src, out, tmp)
+    res = Result(name, expect)
+    since = math.inf
+    try:
+        child.wait_for(ready, 90)
+        res.startup_s = time.time() - child.started
+        cpu0 = child.cpu()
+        got = reader.wait(expect, timeout=600)
+        res.cpu_us_per_event = (child.cpu() - cpu0) / max(got, 1) * 1e6
+        if plan is not None and got >= expect:
+            since = time.time()
+            sent = kafka.paced(bootstrap, src, plan.paced_rate, plan.paced_seconds, plan.streams)
+            reader.wait(expect + sent, timeout=120)
+        res.peak_rss_mb = child.peak_rss_mb()
+    finally:
+        child.stop()
+        records = reader.close()
+    if len(records) < expect:
+        print(f"warning: {name} wrote {len(records)} of {expect} outputs", file=sys.stderr)
+    res.steady_eps, res.cold_eps = throughput([ms for ms, ts in records if ts < since][:expect])
+    if plan is not None:
+        res.p50_ms, res.p99_ms = latency_ms(records, since)
+    return res
+
+
+def state_costs(plan: Plan) -> list[dict[str, Any]]:
+    rows = []
+    for n in plan.state_sizes:
+        rows.append(_state(["--streams", str(n)]))
+    rows.append(_state(["--streams", "50", "--detector", "hst", "--no-checkpoint"]))
+    return rows
+
+
+def _state(args: list[str]) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-m", "benchmarks.state", *args], check=True,
+                         capture_output=True, cwd=Path(__file__).resolve().parents[1])
+    return dict(orjson.loads(out.stdout.splitlines()[-1]))
+
+
+def fmt(v: float, digits: int = 0) -> str:
+    return "-" if isinstance(v, float) and math.isnan(v) else f"{v:,.{digits}f}"
+
+
+def table(results: list[Result]) -> str:
+    head = ("system", "events", "ev/s steady", "ev/s w/ cold", "p50 ms", "p99 ms",
+            "peak RSS MB", "CPU us/ev", "start s")
+    rows = [head] + [(r.name, fmt(r.events), fmt(r.steady_eps), fmt(r.cold_eps), fmt(r.p50_ms, 1),
+                      fmt(r.p99_ms, 1), fmt(r.peak_rss_mb), fmt(r.cpu_us_per_event),
+                      fmt(r.startup_s, 1)) for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in
+                       enumerate(zip(row, widths, strict=True))) for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes; under a minute (CI)")
+    ap.add_argument("--json", type=Path, help="also write every figure to this file")
+    ap.add_argument("--only", default="abcs", help="subset: a b c s(tate)")
+    a = ap.parse_args(argv)
+    plan = QUICK if a.quick else FULL
+    began = time.monotonic()
+    results: list[Result] = []
+    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory(prefix="pyn-bench-") as d:
+        bs, tmp = broker.bootstrap, Path(d)
+        single, batched = kafka.unique("bench-in"), kafka.unique("bench-in-batched")
+        kafka.create_topics(bs, [single, batched], PARTITIONS)
+        n_records = kafka.preload(bs, single, plan.events, plan.streams)
+        kafka.preload(bs, batched, plan.events, plan.streams, plan.per_record)
+        print(f"preloaded {plan.events:,} events over {plan.streams:,} streams "
+              f"({n_records:,} records; batched: {plan.per_record} events per record)",
+              file=sys.stderr)
+        n, bn = plan.events, f"batched x{plan.per_record}"
+        pace = f"; then {plan.paced_rate:,.0f}/s offered for latency"
+        if "a" in a.only:
+            results.append(measure("(a) aiokafka pass-through" + pace, start_passthrough, bs,
+                                   single, n, tmp, plan))
+            if not a.quick:
+                results.append(measure(f"(a) pass-through, {bn}", start_passthrough, bs,
+                                       batched, n, tmp))
+        if "b" in a.only:
+            results.append(measure("(b) naive Faust + River HST", start_naive, bs, single,
+                                   plan.naive_events, tmp))
+        if "c" in a.only:
+            results.append(measure("(c) pynomaly worker" + pace, start_worker, bs, single, n,
+                                   tmp, plan))
+            if not a.quick:
+                results.append(measure(f"(c) pynomaly worker, {bn}", start_worker, bs, batched,
+                                       n, tmp))
+    state = state_costs(plan) if "s" in a.only else []
+    ratios = {}
+    a_, b_, c_ = (next((r for r in results if r.name.startswith(p)), None)
+                  for p in ("(a) aiokafka pass-through", "(b) naive", "(c) pynomaly worker"))
+    if c_ and a_:
+        ratios["c/a"] = c_.steady_eps / a_.steady_eps
+    if c_ and b_:
+        ratios["c/b"] = c_.steady_eps / b_.steady_eps
+    print(table(results))
+    print("ratios (steady ev/s, one event per record): "
+          + ", ".join(f"{k} = {v:.2f}" for k, v in ratios.items()))
+    for s in state:
+        extra = (f", checkpoint {s['checkpoint_s']:.2f} s + restore {s['restore_s']:.2f} s "
+                 f"({s['checkpoint_bytes_per_stream']:.0f} B/stream)" if "checkpoint_s" in s else "")
+        print(f"state {s['detector']} x {s['streams']:,}: create {s['create_us_per_stream']:.0f} us/stream, "
+              f"{s['memory_kb_per_stream']:.1f} KiB/stream{extra}")
+    elapsed = time.monotonic() - began
+    print(f"total {elapsed:.1f} s")
+    if a.json:
+        a.json.write_text(orjson.dumps({
+            "plan": dataclasses.asdict(plan), "results": [dataclasses.asdict(r) for r in results],
+            "ratios": ratios, "state": state, "elapsed_s": elapsed,
+        }, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
