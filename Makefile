@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-unit lint bench bench-quick dashboards clean
+.PHONY: demo test test-unit lint bench bench-quick dashboards dashboards-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ test-unit: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy streams detectors sinks
+
+dashboards: $(STAMP)
+	$(BIN)/python -m dashboards.render
+
+dashboards-check: $(STAMP)
+	$(BIN)/python -m dashboards.render --check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .pynomaly-data

@@ -14,7 +14,7 @@ from streams.alerting.agents import register_alerting
 from streams.alerting.settings import AlertingSettings
 from streams.checkpoints import CheckpointStore, state_key
 from streams.kafka_auth import faust_credentials
-from streams.metrics import Metrics
+from streams.metrics import Metrics, load_metrics_settings
 from streams.scoring import StreamScorer, default_pipeline_factory
 from streams.settings import Settings
 from streams.web import register_worker_views
@@ -72,7 +72,7 @@ def create_app(
     """The worker's app: scoring, checkpoints, web views and (when configured) alerting."""
     registry = registry if registry is not None else CollectorRegistry()
     app = faust.App(settings.app_id, **faust_settings(settings))
-    metrics = Metrics(registry)
+    metrics = Metrics(registry, score_streams=load_metrics_settings(settings.extra).score_streams)
     runtime = Runtime(
         settings=settings,
         registry=registry,
