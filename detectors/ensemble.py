@@ -5,10 +5,13 @@ of the stream's own past (the value, its first difference, and a short local mea
 the rank becomes a surprise in [0, 1]. As in Numenta's "anomaly likelihood", what alarms
 is not one surprising event but the mean surprise of the last few events being unusual
 against that channel's long-run distribution. A value beyond everything seen so far
-alarms at once (a "spatial" anomaly). After an alarm, scores that do not beat the recent
-peak are damped, so one incident raises one alarm while the first crossing of any
-threshold keeps its time. The output is ``1 - 10 ** (-3 * s)`` for the fused
-evidence ``s``: 0.999 marks ``s = 1``, the best single cut-off on NAB.
+alarms at once (a "spatial" anomaly), and so does a step far beyond every recent step
+(a "jump", weighted down so only large ones count). After an alarm, evidence that does
+not beat the recent peak is damped, so one incident raises one alarm while the first
+crossing of any threshold keeps its time. The output is ``1 - 10 ** (-3 * s)`` for the
+fused evidence ``s``: 0.999 marks ``s = 1``, about the best single cut-off on NAB.
+
+Only the first feature of an event is used (the detector is univariate).
 """
 
 from __future__ import annotations
@@ -139,6 +142,7 @@ class RarityLikelihood:
         refractory: int = 50,
         damp: float = 0.5,
         std_floor: float = 0.01,
+        jump_weight: float = 0.5,
     ) -> None:
         for label, val in (("history", history), ("long_window", long_window),
                            ("short_window", short_window), ("local", local)):
@@ -148,6 +152,7 @@ class RarityLikelihood:
         self.log_scale = log_scale
         self.refractory = refractory
         self.damp = damp
+        self.jump_weight = jump_weight
         self.n = 0
         self.lo = math.inf
         self.hi = -math.inf
@@ -187,8 +192,16 @@ class RarityLikelihood:
             excess = max(v - self.hi, self.lo - v)
             if excess > 0.0:
                 spatial = 1.0 + excess / span
-        self.last_parts = {"likelihood": lik, "spatial": spatial}
-        return max(lik, spatial)
+        jump = 0.0
+        d = self.ranks[1].sorted
+        if self.jump_weight and self.n >= self.warmup and len(d) >= 10:
+            # A step far beyond every recent step: catches spikes inside the value range.
+            step = v - self.prev
+            excess = max(step - d[-1], d[0] - step)
+            if excess > 0.0:
+                jump = self.jump_weight * (1.0 + excess / max(d[-1] - d[0], 1e-12))
+        self.last_parts = {"likelihood": lik, "spatial": spatial, "jump": jump}
+        return max(lik, spatial, jump)
 
     def score_one(self, x: Features) -> float:
         v = float(next(iter(x.values()), 0.0))
