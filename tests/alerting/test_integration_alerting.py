@@ -87,6 +87,9 @@ async def test_spikes_reach_every_sink_and_pagerduty_resolves(kafka_bootstrap, a
         p.produce(app_env["PYNOMALY_TOPIC_FEEDBACK"], key=b"junk", value=b'{"kind": "maybe", "ts": 1}')
         await asyncio.to_thread(p.flush, 30)
         await wait_until(lambda: len(pd.events("resolve")) >= 3, 120, "three PagerDuty resolves")
+        # the sinks deliver independently: wait for each one's six messages (or refusals)
+        await wait_until(lambda: len(slack.accepted) >= 6 and len(teams.accepted) >= 6
+                         and len(hook.rejected) >= 6, 30, "every sink's trigger and resolve")
         # reading the topics first also gives any extra (wrong) notification time to arrive
         alerts = await asyncio.to_thread(read_all, kafka_bootstrap, app_env["PYNOMALY_TOPIC_ALERTS"],
                                          None, 20, 1)
