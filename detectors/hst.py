@@ -17,9 +17,9 @@ class HalfSpaceTreesDetector:
     HalfSpaceTrees needs features in [0, 1], so a robust online min-max scales them first. It
     scores 0 for its whole first window (it compares a window's mass with the previous
     one's), so ``warming_up`` stays True until ``window_size`` events have been learned.
-    Defaults are smaller than River's (n_trees=10, height=8, window_size=100 instead of
-    25/15/250): a River default instance holds ~1.25 MiB per stream; this one ~0.2 MiB
-    (see docs/detectors.md).
+    Defaults are smaller than River's (height 6 and window 100 instead of 8 and 250): a
+    River default instance holds ~1.24 MiB per stream, this one ~0.34 MiB, and the
+    measured AUC on spikes barely moves (1.0 -> 0.998; see docs/detectors.md).
 
     >>> from detectors import create
     >>> det = create("hst", n_trees=5, height=6, window_size=20, seed=1, warmup=1)
@@ -37,7 +37,7 @@ class HalfSpaceTreesDetector:
     def __init__(
         self,
         n_trees: int = 10,
-        height: int = 8,
+        height: int = 6,
         window_size: int = 100,
         seed: int | None = None,
         warmup: int = 0,

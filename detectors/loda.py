@@ -27,7 +27,7 @@ class LODADetector:
     calibration = "lognormal"
 
     def __init__(
-        self, n_bins: int = 10, n_random_cuts: int = 50, seed: int | None = 0, warmup: int = 30
+        self, n_bins: int = 10, n_random_cuts: int = 25, seed: int | None = 0, warmup: int = 30
     ) -> None:
         self.scaler = preprocessing.StandardScaler()
         self.model = anomaly.LODA(n_bins=n_bins, n_random_cuts=n_random_cuts, seed=seed)

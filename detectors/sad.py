@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from river import anomaly, stats, utils
+from river import anomaly, stats
 
 from detectors.protocol import Features
 from detectors.registry import register
@@ -12,7 +12,8 @@ from detectors.registry import register
 class StandardAbsoluteDeviationDetector:
     """|x - mean| / std per feature; the raw score is the largest. The cheapest detector for
     univariate metrics with a stable level. River's version never forgets; ``window`` (events)
-    makes the mean and variance rolling so the baseline follows level shifts (None: forever).
+    swaps in exponentially weighted mean and variance (fading factor 2 / (window + 1)) so the
+    baseline follows level shifts in O(1) memory (None: River's cumulative statistics).
 
     >>> from detectors import create
     >>> det = create("sad", window=100, warmup=5)
@@ -39,10 +40,9 @@ class StandardAbsoluteDeviationDetector:
     def _new(self) -> anomaly.StandardAbsoluteDeviation:
         if self.window is None:
             return anomaly.StandardAbsoluteDeviation()
-        m = anomaly.StandardAbsoluteDeviation(
-            sub_stat=utils.Rolling(stats.Mean(), window_size=self.window)
-        )
-        m.variance = utils.Rolling(stats.Var(), window_size=self.window)
+        fading = 2.0 / (self.window + 1.0)
+        m = anomaly.StandardAbsoluteDeviation(sub_stat=stats.EWMean(fading_factor=fading))
+        m.variance = stats.EWVar(fading_factor=fading)
         return m
 
     def score_one(self, x: Features) -> float:
