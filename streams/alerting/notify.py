@@ -49,7 +49,7 @@ class _Sent:
 
 
 class Notifier:
-    def __init__(self, router: Router, dashboard_url: str = "", dashboard_uid: str = "pynomaly-stream",
+    def __init__(self, router: Router, dashboard_url: str = "", dashboard_uid: str = "pynomaly-detectors",
                  update_interval_s: float = 1800.0, top_n: int = 10) -> None:
         self.router = router
         self.dashboard_url, self.dashboard_uid = dashboard_url, dashboard_uid

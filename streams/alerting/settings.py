@@ -41,7 +41,8 @@ class AlertingSettings:
     notify_topic: str = _doc("Kafka topic that receives every notification as JSON (enables the "
                              "kafka sink)", default="")
     dashboard_url: Secret = _doc("Grafana base URL for links in notifications", default=Secret(""))
-    dashboard_uid: str = _doc("uid of the per-stream Grafana dashboard", default="pynomaly-stream")
+    dashboard_uid: str = _doc("uid of the Grafana dashboard linked from notifications",
+                              default="pynomaly-detectors")
     min_duration_s: float = _doc("an anomaly run must last this long to open an incident", default=0.0)
     min_count: int = _doc("...and hold this many anomalous records", default=1)
     quiet_s: float = _doc("event-time seconds without anomalies that resolve an incident", default=300.0)

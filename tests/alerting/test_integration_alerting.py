@@ -112,7 +112,7 @@ async def test_spikes_reach_every_sink_and_pagerduty_resolves(kafka_bootstrap, a
             assert sum(key in orjson.dumps(m).decode() for m in teams.accepted) == 2
         assert sum(t.startswith("[RESOLVED]") for t in teams_titles) == 3
         assert sum("RESOLVED" in t for t in slack_texts) == 3
-        assert "grafana.local:3000/d/pynomaly-stream" in orjson.dumps(slack.accepted[0]).decode()
+        assert "grafana.local:3000/d/pynomaly-detectors" in orjson.dumps(slack.accepted[0]).decode()
         acts = [(a["action"], a["incident_id"]) for a in alerts if a["type"] == "incident"]
         assert sorted(i for a, i in acts if a == "opened") == sorted(keys)
         assert len(opened) == 3

@@ -125,7 +125,7 @@ def test_notifier_one_trigger_per_sink_updates_on_escalation_resolve_everywhere(
     # updates at 30 s and 60 s go to the webhook only; the escalation reaches people too
     assert sorted(by_kind["update"]) == sorted(["webhook", "webhook", "webhook", "slack", "teams", "pagerduty"])
     n = plans[0][1]
-    assert n.dashboard_url.startswith("https://grafana.example.com/d/pynomaly-stream?var-stream=a")
+    assert n.dashboard_url.startswith("https://grafana.example.com/d/pynomaly-detectors?var-stream=a")
     # a redelivered record is not planned twice
     assert notifier.plan(recs[0]) == []
 

@@ -15,7 +15,7 @@ def make_notification(**changes) -> Notification:
         detector="zscore", severity="critical", ts=T0 + 30, opened_at=T0, score=0.9993,
         peak_score=0.9999, threshold=0.999, count=4, value=812.5, expected=(95.0, 140.0),
         contributions=(("value", 1.0),), tags={"service": "payments"},
-        dashboard_url="https://grafana.example.com/d/pynomaly-stream?var-stream=payments.latency",
+        dashboard_url="https://grafana.example.com/d/pynomaly-detectors?var-stream=payments.latency",
     )
     return dataclasses.replace(n, **changes)
 

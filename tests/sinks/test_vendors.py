@@ -30,7 +30,7 @@ async def test_slack_trigger_is_valid_block_kit(slack):
     assert "812.5 (expected 95 .. 140)" in fields and "0.9993 (peak 0.9999" in fields
     assert "inc-0123456789abcdef" in msg["blocks"][2]["elements"][0]["text"]
     button = msg["blocks"][-1]["elements"][0]
-    assert button["url"].startswith("https://grafana.example.com/d/pynomaly-stream")
+    assert button["url"].startswith("https://grafana.example.com/d/pynomaly-detectors")
 
 
 async def test_slack_resolve_keeps_within_ten_fields(slack):
