@@ -135,3 +135,17 @@ def load_alerting_settings(environ: Mapping[str, str] | None = None,
                            table: Mapping[str, Any] | None = None, **overrides: Any) -> AlertingSettings:
     """From env vars and the ``[alerting]`` TOML table (``Settings.extra["alerting"]``)."""
     return load_dataclass(AlertingSettings, environ, table, **overrides)
+
+
+def describe_alerting_settings() -> list[tuple[str, str, str]]:
+    """(env var, default, doc) for every alerting setting, like ``describe_settings``."""
+    rows = []
+    for f in dataclasses.fields(AlertingSettings):
+        if f.name in ("routes", "silences"):
+            rows.append((f"[[alerting.{f.name}]]", "", f.metadata.get("doc", "")))
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else ""
+        if isinstance(default, Secret):
+            default = Secret("") if not default else default  # shown: defaults are not secret
+        rows.append((f"PYNOMALY_{f.name.upper()}", str(default), f.metadata.get("doc", "")))
+    return rows

@@ -103,3 +103,15 @@ async def test_no_secret_in_logs_errors_or_records(caplog):
 def test_notification_carries_no_settings():
     fields = set(Notification.__dataclass_fields__)
     assert not fields & {"routing_key", "webhook_url", "secret"}
+
+
+def test_every_alerting_setting_is_described():
+    from streams.alerting.settings import describe_alerting_settings
+
+    rows = {env: (default, doc) for env, default, doc in describe_alerting_settings()}
+    for name in ("PYNOMALY_SLACK_WEBHOOK_URL", "PYNOMALY_TEAMS_WEBHOOK_URL", "PYNOMALY_PAGERDUTY_ROUTING_KEY",
+                 "PYNOMALY_PAGERDUTY_URL", "PYNOMALY_WEBHOOK_URL", "PYNOMALY_WEBHOOK_SECRET",
+                 "PYNOMALY_DASHBOARD_URL", "[[alerting.routes]]"):
+        assert rows[name][1]
+    assert rows["PYNOMALY_PAGERDUTY_URL"][0] == "https://events.pagerduty.com"
+    assert rows["PYNOMALY_QUIET_S"][0] == "300.0"
