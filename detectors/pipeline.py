@@ -16,9 +16,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from detectors.calibration import gaussian_tail, make_calibrator
+from detectors.errors import DetectorError
 from detectors.explain import explain
 from detectors.protocol import Detector, Features, Verdict
 from detectors.registry import create
+from detectors.seasonality import SeasonalBaseline
 from detectors.thresholds import Hysteresis, make_threshold
 
 __all__ = ["PipelineConfig", "StreamPipeline", "gaussian_tail"]
@@ -49,6 +51,12 @@ class PipelineConfig:
     lower_threshold: float | None = None
     min_duration: int = 1
     explain: bool = True
+    # "daily" or "weekly": subtract an hourly seasonal profile first (needs event time).
+    seasonality: str | None = None
+    # After this many consecutive anomalous events (a level shift, not a spike), start a
+    # fresh detector trained on those events: the new level becomes normal within a bounded
+    # number of points. None disables it.
+    rebaseline_after: int | None = None
 
 
 class StreamPipeline:
@@ -56,14 +64,13 @@ class StreamPipeline:
 
     __slots__ = (
         "config", "detector", "calibrator", "threshold", "hysteresis",
-        "version", "seen", "_reference", "_lower", "_name",
+        "version", "seen", "_reference", "_lower", "_name", "seasonal", "_run",
+        "rebaselines",
     )
 
     def __init__(self, config: PipelineConfig, detector: Detector | None = None) -> None:
         self.config = config
-        self.detector = detector or create(
-            config.detector, **{"warmup": config.warmup, **dict(config.params)}
-        )
+        self.detector = detector or self._new_detector()
         self.calibrator = make_calibrator(config.calibration, self.detector)
         self.threshold = make_threshold(config.threshold_mode, config.threshold, config.quantile)
         self.hysteresis = Hysteresis(config.min_duration)
@@ -72,6 +79,16 @@ class StreamPipeline:
         self.version = 1  # bumped on restore; refits add the detector's model_version
         self.seen = 0
         self._reference: Features | None = None  # last normal event, for explanations
+        self.seasonal = SeasonalBaseline(config.seasonality) if config.seasonality else None
+        if config.rebaseline_after is not None and config.rebaseline_after < 1:
+            raise DetectorError(f"rebaseline_after must be >= 1 event or unset, "
+                                f"got {config.rebaseline_after!r}")
+        self._run: list[Features] | None = None  # the current run of anomalous events
+        self.rebaselines = 0
+
+    def _new_detector(self) -> Detector:
+        c = self.config
+        return create(c.detector, **{"warmup": c.warmup, **dict(c.params)})
 
     def severity(self, score: float, is_anomaly: bool) -> str:
         if not is_anomaly:
@@ -81,7 +98,10 @@ class StreamPipeline:
                 return name
         return "info"
 
-    def process(self, x: Features) -> Verdict:
+    def process(self, x: Features, ts: float | None = None) -> Verdict:
+        """Score then learn one event; ``ts`` (event time, Unix s) feeds seasonality."""
+        if self.seasonal is not None and ts is not None:
+            x = self.seasonal.adjust(x, ts)
         det = self.detector
         warming = det.warming_up
         raw = det.score_one(x)
@@ -106,8 +126,11 @@ class StreamPipeline:
         if is_anomaly:
             if self.config.explain and len(x) > 1:
                 contributions = explain(det, x, self._reference, raw)
+            if self.config.rebaseline_after is not None:
+                self._track_shift(x)
         else:
             self._reference = x
+            self._run = None
         return Verdict(
             score,
             upper,
@@ -115,8 +138,29 @@ class StreamPipeline:
             self.severity(score, is_anomaly),
             warming,
             self._name,
-            self.version + getattr(det, "model_version", 0),
+            self.version + getattr(self.detector, "model_version", 0),
             contributions,
             state,
             raw,
         )
+
+    def _track_shift(self, x: Features) -> None:
+        run = self._run
+        if run is None:
+            run = self._run = []
+        run.append(x)
+        if len(run) < (self.config.rebaseline_after or 0):
+            return
+        # A run this long is a new level, not a spike: re-learn from it.
+        old = self.detector
+        det = self._new_detector()
+        if getattr(old, "bind", None) is not None:
+            det.bind(old.executor, old.clock)  # type: ignore[attr-defined]
+        for event in run:
+            det.learn_one(event)
+        self.detector = det
+        self._run = None
+        self._reference = x
+        self.rebaselines += 1
+        # Versions stay monotonic although the new detector's refit count restarts at 0.
+        self.version += getattr(old, "model_version", 0) + 1

@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 MODULES = ["calibration", "thresholds", "explain", "pipeline", "rules", "state", "river_base",
-           "windowed_pyod", "zscore", "sad", "gaussian", "hst", "ocsvm", "loda", "pad"]
+           "windowed_pyod", "seasonality", "zscore", "sad", "gaussian", "hst", "ocsvm", "loda", "pad"]
 
 
 @pytest.mark.parametrize("module", MODULES)
