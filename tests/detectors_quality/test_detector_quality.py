@@ -80,6 +80,8 @@ def test_bad_values_do_not_poison_state() -> None:
     for v in _series(400):
         det.learn_one({"value": v})
     before = det.score_one({"value": 10.0})
+    assert det.score_one({"value": math.nan}) == 0.0
+    assert det.score_one({"value": -math.inf}) == 1.0
     det.learn_one({"value": math.nan})
     det.learn_one({"value": math.inf})
     assert det.score_one({"value": 10.0}) == before
