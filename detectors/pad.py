@@ -39,7 +39,8 @@ class _FeatureModel:
         if self.n < 2:
             return 0.0
         pad = self.pad
-        err = (pad.predictive_model.predict_one(self.features()) - self.z(v)) ** 2
+        model = pad.predictive_model
+        err = (model.predict_one(self.features()) - self.z(v)) ** 2  # type: ignore[attr-defined]
         band = pad.dynamic_mae.get() + pad.n_std * math.sqrt(pad.dynamic_se_variance.get())
         return err / band if band > 0.0 else 0.0
 

@@ -42,7 +42,7 @@ class StandardAbsoluteDeviationDetector:
             return anomaly.StandardAbsoluteDeviation()
         fading = 2.0 / (self.window + 1.0)
         m = anomaly.StandardAbsoluteDeviation(sub_stat=stats.EWMean(fading_factor=fading))
-        m.variance = stats.EWVar(fading_factor=fading)
+        m.variance = stats.EWVar(fading_factor=fading)  # type: ignore[assignment]
         return m
 
     def score_one(self, x: Features) -> float:

@@ -51,15 +51,26 @@ class EWZScore:
         return abs(value - mean) / std
 
     def score_one(self, x: Features) -> float:
-        zs = {k: self._z(k, v) for k, v in x.items()}
-        total = sum(zs.values()) or 1.0
-        self.last_contributions = {k: z / total for k, z in zs.items()}
-        return max(zs.values(), default=0.0)
+        # Reuses one dict for the per-feature |z| (the hot path allocates nothing per event);
+        # the pipeline turns it into shares only for anomalies.
+        zs = self.last_contributions
+        zs.clear()
+        best = 0.0
+        for k, v in x.items():
+            z = self._z(k, v)
+            if z != z:  # NaN input: maximally surprising
+                z = float("inf")
+            zs[k] = z
+            if z > best:
+                best = z
+        return best
 
     def learn_one(self, x: Features) -> None:
         self.n += 1
         a = self.alpha
         for key, value in x.items():
+            if value != value or math.isinf(value):  # never learn NaN/inf
+                continue
             mean = self._mean.get(key)
             if mean is None:
                 self._mean[key] = value
