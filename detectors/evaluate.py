@@ -13,6 +13,7 @@ import argparse
 import concurrent.futures as cf
 import csv
 import dataclasses
+import json
 import math
 import os
 import sys
@@ -135,26 +136,36 @@ def run(data_dir: Path, config: PipelineConfig, jobs: int) -> list[StreamResult]
     return sorted(results, key=lambda r: r.rel)
 
 
+def label_key(rel: str, windows: dict[str, list]) -> str | None:
+    """The labels entry of a scored file: its own path, or the one path ending in it.
+
+    >>> label_key("speed_7578.csv", {"realTraffic/speed_7578.csv": []})
+    'realTraffic/speed_7578.csv'
+    """
+    if rel in windows:
+        return rel
+    hits = [k for k in windows if k.endswith("/" + rel)]
+    return hits[0] if len(hits) == 1 else None
+
+
 def nab_report(data_dir: Path, labels: Path, results: list[StreamResult]
                ) -> dict[str, nab.ProfileResult]:
     """NAB scores of the labelled files among ``results``."""
-    import json
-
-    labelled = set(json.loads(labels.read_text()))
-    scored = {r.rel: np.asarray(r.scores) for r in results if r.rel in labelled}
+    windows = json.loads(labels.read_text())
+    corpus: dict[str, nab.FileGeometry] = {}
+    scored: dict[str, np.ndarray] = {}
+    for r in results:
+        key = label_key(r.rel, windows)
+        if key is None:
+            continue
+        stamps = np.array(r.timestamps, dtype="datetime64[ns]")
+        corpus[key] = nab.FileGeometry(key, stamps, windows[key])
+        scored[key] = np.asarray(r.scores)
     if not scored:
-        raise SystemExit(f"none of the scored files is labelled in {labels}; check paths")
-    corpus = nab.load_corpus(data_dir, labels, only=sorted(scored))
+        raise SystemExit(f"none of the scored files is labelled in {labels}; "
+                         "point DATA_DIR at the folder the label paths are relative to")
     profiles = nab.load_profiles(labels.parent.parent / "config" / "profiles.json")
     return nab.score_corpus(corpus, scored, profiles)
-
-
-def _windows_of(labels: Path | None, rel: str) -> list[tuple[str, str]]:
-    if labels is None:
-        return []
-    import json
-
-    return [tuple(w) for w in json.loads(labels.read_text()).get(rel, [])]
 
 
 def write_plots(plot_dir: Path, results: list[StreamResult], threshold: float,
@@ -168,20 +179,23 @@ def write_plots(plot_dir: Path, results: list[StreamResult], threshold: float,
     except ImportError:
         sys.stderr.write("--plots needs matplotlib: pip install 'pynomaly-stream[plots]'\n")
         return 0
+    windows = json.loads(labels.read_text()) if labels is not None else {}
+    windows = {r.rel: windows[k] for r in results if (k := label_key(r.rel, windows))}
     for res in results:
         t = np.array(res.timestamps, dtype="datetime64[ns]")
         s = np.asarray(res.scores)
         fig, (ax1, ax2) = plt.subplots(2, 1, sharex=True, figsize=(14, 6))
         ax1.plot(t, res.values, lw=0.7, color="tab:blue")
-        for a, b in _windows_of(labels, res.rel):
+        for a, b in windows.get(res.rel, []):
             for ax in (ax1, ax2):
                 ax.axvspan(np.datetime64(a, "ns"), np.datetime64(b, "ns"), color="gold", alpha=0.3)
         hit = s >= threshold
         ax1.scatter(t[hit], np.asarray(res.values)[hit], color="red", s=12, zorder=3)
-        ax2.plot(t, s, lw=0.7, color="tab:purple")
-        ax2.axhline(threshold, color="red", ls="--", lw=0.8)
+        # "Nines" (-log10(1 - score)) spread out the interesting part near 1: 3 = 0.999.
+        ax2.plot(t, -np.log10(np.clip(1.0 - s, 1e-12, 1.0)), lw=0.7, color="tab:purple")
+        ax2.axhline(-math.log10(max(1.0 - threshold, 1e-12)), color="red", ls="--", lw=0.8)
         ax1.set_title(res.rel)
-        ax2.set_ylabel("anomaly score")
+        ax2.set_ylabel("score, nines (3 = 0.999)")
         path = (plot_dir / res.rel).with_suffix(".png")
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=80, bbox_inches="tight")
@@ -207,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     if not a.data_dir.is_dir():
         sys.stderr.write(f"DATA_DIR {a.data_dir} is not a folder\n")
+        return 2
+    if a.labels is not None and not a.labels.is_file():
+        sys.stderr.write(f"--labels {a.labels} is not a file; pass NAB's combined_windows.json\n")
         return 2
     config = load_config(a.config, a.detector)
     t0 = time.perf_counter()

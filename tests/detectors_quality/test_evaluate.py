@@ -77,3 +77,14 @@ def test_plots_one_png_per_series(small_nab: tuple[Path, Path], tmp_path: Path) 
                           "--plots", str(plots), "--jobs", "1"]) == 0
     pngs = sorted(p.relative_to(plots).as_posix() for p in plots.rglob("*.png"))
     assert pngs == sorted(str(Path(r).with_suffix(".png").as_posix()) for r in SMALL_FILES)
+
+
+def test_labels_match_when_data_dir_is_a_category_folder(
+    small_nab: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, labels = small_nab
+    assert evaluate.main([str(data / "realTraffic"), "--out", str(tmp_path / "o"),
+                          "--labels", str(labels), "--jobs", "1"]) == 0
+    assert "standard" in capsys.readouterr().out
+    assert evaluate.main([str(data), "--out", str(tmp_path / "o"),
+                          "--labels", str(tmp_path / "missing.json")]) == 2
