@@ -21,7 +21,13 @@ from typing import Any
 def shares(weights: Mapping[str, float]) -> dict[str, float]:
     """Normalise non-negative weights to shares summing to 1 (equal shares if all are 0)."""
     clean = {k: (w if w > 0.0 and w == w else 0.0) for k, w in weights.items()}
+    infinite = [k for k, w in clean.items() if w == float("inf")]
+    if infinite:  # infinitely surprising features share everything
+        return {k: (1.0 / len(infinite) if k in infinite else 0.0) for k in clean}
     total = sum(clean.values())
+    if total == float("inf"):  # finite weights whose sum overflows: scale them down first
+        clean = {k: w * 1e-300 for k, w in clean.items()}
+        total = sum(clean.values())
     if total <= 0.0:
         n = len(clean) or 1
         return {k: 1.0 / n for k in clean}

@@ -29,7 +29,9 @@ class _FeatureModel:
         self.n = 0
 
     def z(self, v: float) -> float:
-        return (v - self.mean) / (math.sqrt(self.var) + 1e-9 + 1e-6 * abs(self.mean))
+        z = (v - self.mean) / (math.sqrt(self.var) + 1e-9 + 1e-6 * abs(self.mean))
+        # Clamped: beyond a million sigmas "huge" is all we need, and squares stay finite.
+        return -1e6 if z < -1e6 else 1e6 if z > 1e6 else z
 
     def features(self) -> dict[str, float]:
         return {f"lag{i}": v for i, v in enumerate(self.lags)}
@@ -40,7 +42,8 @@ class _FeatureModel:
             return 0.0
         pad = self.pad
         model = pad.predictive_model
-        err = (model.predict_one(self.features()) - self.z(v)) ** 2  # type: ignore[attr-defined]
+        e = model.predict_one(self.features()) - self.z(v)  # type: ignore[attr-defined]
+        err = e * e
         band = pad.dynamic_mae.get() + pad.n_std * math.sqrt(pad.dynamic_se_variance.get())
         return err / band if band > 0.0 else 0.0
 
@@ -50,10 +53,15 @@ class _FeatureModel:
             self.mean = v
         else:
             diff = v - self.mean
+            if self.var > 0.0 and self.n > 30:  # winsorize: one spike must not own the scale
+                bound = 4.0 * math.sqrt(self.var)
+                diff = -bound if diff < -bound else bound if diff > bound else diff
             rate = max(alpha, 1.0 / self.n)
             self.mean += rate * diff
             self.var = (1.0 - rate) * (self.var + rate * diff * diff)
-        x, y = self.features(), self.z(v)
+        # The regression learns winsorized targets so a spike cannot blow up its weights.
+        z = self.z(v)
+        x, y = self.features(), -10.0 if z < -10.0 else 10.0 if z > 10.0 else z
         # River's score_one updates its error statistics; learn_one fits the regression.
         self.pad.score_one(x, y)
         self.pad.learn_one(x, y)
