@@ -83,11 +83,10 @@ class Likelihood:
     so memory stays constant however long the stream runs.
     """
 
-    __slots__ = ("recent", "total", "alpha", "mean", "var", "count", "floor")
+    __slots__ = ("recent", "alpha", "mean", "var", "count", "floor")
 
     def __init__(self, short: int, long: int, floor: float) -> None:
         self.recent: deque[float] = deque(maxlen=short)
-        self.total = 0.0
         self.alpha = 1.0 / long
         self.mean = 0.0
         self.var = 0.0
@@ -98,18 +97,16 @@ class Likelihood:
         """-log10 tail probability of the short mean that would include ``raw``."""
         if self.count < 2 * self.recent.maxlen:  # type: ignore[operator]
             return 0.0
-        short = (self.total - self.recent[0] + raw) / len(self.recent)
+        # Summed afresh (a dozen floats): running sums would drift over a long stream.
+        short = (sum(self.recent) - self.recent[0] + raw) / len(self.recent)
         return log_tail((short - self.mean) / max(math.sqrt(self.var), self.floor))
 
     def learn(self, raw: float) -> None:
         recent = self.recent
-        if len(recent) == recent.maxlen:
-            self.total -= recent[0]
         recent.append(raw)
-        self.total += raw
         if len(recent) < recent.maxlen:  # type: ignore[operator]
             return
-        x = self.total / len(recent)
+        x = sum(recent) / len(recent)
         self.count += 1
         # Until the long window has filled, a plain running average converges faster.
         a = max(self.alpha, 1.0 / self.count)
@@ -161,7 +158,6 @@ class RarityLikelihood:
         self.hi = -math.inf
         self.prev = math.nan
         self.local: deque[float] = deque(maxlen=local)
-        self.local_sum = 0.0
         # Channels: value, first difference, local mean.
         self.ranks = (RankWindow(history), RankWindow(history), RankWindow(history))
         self.liks = tuple(Likelihood(short_window, long_window, std_floor) for _ in range(3))
@@ -175,10 +171,11 @@ class RarityLikelihood:
 
     def _features(self, v: float) -> tuple[float, ...]:
         local = self.local
+        # Summed afresh: after a huge spike a running sum would keep a rounding error.
         if len(local) == local.maxlen:
-            mean = (self.local_sum - local[0] + v) / len(local)
+            mean = (sum(local) - local[0] + v) / len(local)
         else:
-            mean = (self.local_sum + v) / (len(local) + 1)
+            mean = (sum(local) + v) / (len(local) + 1)
         diff = v - self.prev if self.n else 0.0
         return (v, diff, mean)
 
@@ -241,11 +238,7 @@ class RarityLikelihood:
             w.add(f)
         for c, r in zip(self.liks, raws, strict=True):
             c.learn(r)
-        local = self.local
-        if len(local) == local.maxlen:
-            self.local_sum -= local[0]
-        local.append(v)
-        self.local_sum += v
+        self.local.append(v)
         self.prev = v
         self.lo = min(self.lo, v)
         self.hi = max(self.hi, v)
