@@ -139,6 +139,16 @@ class PipelineFactory:
         base, rules = parse_rules(table or {}, default)
         return cls(base, rules, executor, clock)
 
+    @classmethod
+    def from_settings(cls, settings: Any, executor: Executor | None = None,
+                      clock: Callable[[], float] | None = None) -> PipelineFactory:
+        """From ``streams.settings.Settings``: its ``detector``, ``threshold`` and
+        ``warmup_events`` are the default rule; ``extra["detectors"]`` holds the rules."""
+        default = PipelineConfig(detector=settings.detector, threshold=settings.threshold,
+                                 warmup=settings.warmup_events)
+        table = dict(getattr(settings, "extra", {}) or {}).get("detectors")
+        return cls.from_table(table, default, executor, clock)
+
     def config_for(self, stream: str, tags: Mapping[str, str] | None = None) -> PipelineConfig:
         for rule in self.rules:
             if rule.matches(stream, tags):

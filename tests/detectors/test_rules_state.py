@@ -114,3 +114,16 @@ def test_tampered_unsigned_or_wrongly_keyed_state_is_never_unpickled() -> None:
 def test_short_keys_are_refused() -> None:
     with pytest.raises(Exception, match="at least 16 bytes"):
         dumps_state(StreamPipeline(PipelineConfig()), b"short")
+
+
+def test_factory_from_settings() -> None:
+    from streams.settings import Settings, load_dataclass
+
+    table = tomllib.loads(TOML.replace("[detectors.default]\n", "[detectors.default]\nwarmup = 7\n"))
+    settings = load_dataclass(Settings, {}, {"detector": "sad", "threshold": 0.99, **table})
+    f = PipelineFactory.from_settings(settings)
+    assert f.create("host-1.cpu", {"region": "eu"}).detector.name == "hst"
+    d = f.create("other")
+    assert d.detector.name == "zscore" and d.config.warmup == 7  # [detectors.default] wins
+    plain = PipelineFactory.from_settings(load_dataclass(Settings, {}, {"detector": "sad"}))
+    assert plain.create("x").detector.name == "sad" and plain.default.warmup == 30

@@ -100,3 +100,21 @@ def test_score_many_matches_score_one() -> None:
     batch = det.score_many(X)
     single = [det.score_one(x) for x in events[:10]]
     assert np.allclose(batch, single)
+
+
+def test_refits_in_a_process_pool() -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    fit_model("pca", {}, 0, np.ones((8, 2)) + np.eye(8, 2))  # imported before forking
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        det = WindowedPyOD("pca", window=40, refit_every=20, min_fit=20, executor=pool)
+        events = _events(60)
+        for x in events[:40]:
+            det.learn_one(x)
+            if det.future is not None:
+                det.future.result(timeout=30)
+        det.score_one(events[0])
+        assert det.model_version == 2  # two fits made in the child and swapped in here
+        assert det.score_one({"a": 9.0, "b": 9.0}) > det.score_one({"a": 0.0, "b": 0.0})
