@@ -109,7 +109,7 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
                     obs = parse_scored(orjson.loads(msg.value or b"null"))
                     if store.replayed(obs.stream, msg.partition, msg.offset):
                         continue  # already in the restored state: applying it twice would double count
-                    recs = engine.observe(obs)
+                    recs = engine.observe(obs, msg.partition)
                     if obs.is_anomaly or recs:
                         store.touch(obs.stream, msg.offset)
                     for r in recs:

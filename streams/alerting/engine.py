@@ -31,29 +31,39 @@ class AlertEngine:
         self.silences = silences or SilenceSet()
         self.suppressions = Suppressions(false_positive_suppress_s)
         self.known: collections.OrderedDict[str, tuple[str, str]] = collections.OrderedDict()
-        self.max_ts = -math.inf
-        self.watermark = -math.inf
+        self.max_ts: dict[int, float] = {}  # per source partition
+        self.watermarks: dict[int, float] = {}
 
-    def observe(self, obs: Observation) -> list[dict[str, Any]]:
-        """Feed one scored record; returns the alert records it caused."""
-        out = self._emit(self.tracker.observe(obs))
-        if obs.ts > self.max_ts:
-            self.max_ts = obs.ts
-            out += self.tick(obs.ts - self.timings.lateness_s)
+    def observe(self, obs: Observation, partition: int = 0) -> list[dict[str, Any]]:
+        """Feed one scored record from source ``partition``; returns the alert records it caused."""
+        out = self._emit(self.tracker.observe(obs, partition))
+        if obs.ts > self.max_ts.get(partition, -math.inf):
+            self.max_ts[partition] = obs.ts
+            out += self.tick(obs.ts - self.timings.lateness_s, partition)
         return out
 
-    def tick(self, watermark: float) -> list[dict[str, Any]]:
-        """Advance the event-time watermark: resolves quiet incidents, announces groups."""
+    def tick(self, watermark: float, partition: int = 0) -> list[dict[str, Any]]:
+        """Advance ``partition``'s event-time watermark: resolves its quiet incidents, announces groups."""
         # Sweeping every run on each new event time would cost O(runs) per record; a
         # one-second grain is plenty (resolved_at does not depend on when the sweep ran).
-        if watermark < self.watermark + TICK_S:
+        if watermark < self.watermarks.get(partition, -math.inf) + TICK_S:
             return []
-        self.watermark = watermark
-        out = self._emit(self.tracker.advance(watermark))
-        out += self.grouper.advance(watermark)
-        self.silences.prune(watermark)
-        self.suppressions.prune(watermark)
+        self.watermarks[partition] = watermark
+        out = self._emit(self.tracker.advance(watermark, partition))
+        # Groups span partitions: a window closes when any partition's time passes its end
+        # (a late joiner then starts the next group). Pruning waits for the slowest one.
+        out += self.grouper.advance(max(self.watermarks.values()))
+        low = min(self.watermarks.values())
+        self.silences.prune(low)
+        self.suppressions.prune(low)
+        self.tracker.prune(low)
         return out
+
+    def drop_partitions(self, partitions: set[int]) -> None:
+        """Partitions moved to another worker: their event time no longer concerns us."""
+        for p in partitions:
+            self.max_ts.pop(p, None)
+            self.watermarks.pop(p, None)
 
     def feedback(self, fb: Feedback) -> list[dict[str, Any]]:
         """Apply one feedback record; returns the alert records it caused."""

@@ -5,8 +5,10 @@ A *run* is a sequence of anomalous records on one stream whose gaps are shorter 
 ``min_count`` anomalies; the incident updates while the run lasts and resolves at
 ``last anomaly + quiet_s`` once that moment is proven past, either by a non-anomalous
 scored record of the same stream at or after it, or by the event-time watermark (the
-latest event time seen on any stream, minus ``lateness_s``) passing it: a stream that
-went silent resolves too. The id derives from stream, detector and the run's first
+latest event time seen on the stream's partition, minus ``lateness_s``) passing it: a stream that
+went silent resolves too. Watermarks are per source partition: records of one partition
+arrive in order, but partitions are consumed at different paces (a backlog, a replay), so
+one partition's event time must never resolve another partition's incidents. The id derives from stream, detector and the run's first
 anomaly time, so replaying the same records yields the same ids.
 """
 
@@ -51,6 +53,7 @@ class Incident:
     group_id: str | None = None
     resolved_at: float | None = None
     acknowledged: bool = False
+    partition: int = 0  # source partition: whose watermark may resolve it
 
     def absorb(self, obs: Observation) -> None:
         self.count += 1
@@ -95,7 +98,7 @@ class IncidentTracker:
         self.runs: dict[tuple[str, str], Incident] = {}  # pending or open
         self.last_resolved: dict[tuple[str, str], float] = {}
 
-    def observe(self, obs: Observation) -> list[Transition]:
+    def observe(self, obs: Observation, partition: int = 0) -> list[Transition]:
         key = (obs.stream, obs.detector)
         out: list[Transition] = []
         run = self.runs.get(key)
@@ -109,7 +112,7 @@ class IncidentTracker:
                 id=derive_id("inc", obs.stream, obs.detector, obs.ts), stream=obs.stream,
                 detector=obs.detector, opened_at=obs.ts, last_anomaly_ts=obs.ts, count=0,
                 peak_score=obs.score, score=obs.score, threshold=obs.threshold,
-                severity=obs.severity if obs.severity != "none" else "warning",
+                severity=obs.severity if obs.severity != "none" else "warning", partition=partition,
             )
             self.runs[key] = run
         if obs.ts < run.opened_at:  # a late record older than the run start: count it only
@@ -129,17 +132,20 @@ class IncidentTracker:
             out.append(("updated", run))
         return out
 
-    def advance(self, watermark: float) -> list[Transition]:
-        """Resolve (or drop, if never opened) runs whose quiet period ended before ``watermark``."""
+    def advance(self, watermark: float, partition: int = 0) -> list[Transition]:
+        """Resolve (or drop, if never opened) ``partition``'s runs quiet since before ``watermark``."""
         out: list[Transition] = []
         for key, run in list(self.runs.items()):
-            if run.last_anomaly_ts + self.t.quiet_s <= watermark:
+            if run.partition == partition and run.last_anomaly_ts + self.t.quiet_s <= watermark:
                 out += self._close(key, run)
-        horizon = watermark - self.t.cooldown_s
+        return out
+
+    def prune(self, low_watermark: float) -> None:
+        """Forget cooldown marks older than the cooldown, as of the slowest partition."""
+        horizon = low_watermark - self.t.cooldown_s
         for key, ts in list(self.last_resolved.items()):
             if ts < horizon:
                 del self.last_resolved[key]
-        return out
 
     def resolve_now(self, incident_id: str, ts: float) -> list[Transition]:
         """End an open incident early (a person marked it a false positive)."""

@@ -95,6 +95,7 @@ class AlertStateStore:
     def forget_partitions(self, partitions: set[int]) -> None:
         gone = {s for s, p in self.owner.items() if p in partitions}
         self.engine.forget(gone)
+        self.engine.drop_partitions(partitions)
         for s in gone:
             self.owner.pop(s, None)
             self.offsets.pop(s, None)

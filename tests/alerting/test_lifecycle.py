@@ -140,3 +140,26 @@ def test_snapshot_restore_keeps_an_open_incident_across_restart():
     assert second.snapshot("a")["last_resolved"] == {"zscore": T0 + 70}
     second.forget({"a"})
     assert second.snapshot("a") == {"v": 1, "runs": {}, "last_resolved": {}}
+
+
+def test_a_partition_ahead_in_event_time_does_not_resolve_another():
+    eng = engine(lateness_s=0)
+    out = []
+    # partition 1 is consumed far ahead (a backlog elsewhere) before partition 0's spike
+    for t in range(0, 1400, 10):
+        out += eng.observe(parse_scored(scored("orders", T0 + t, False)), partition=1)
+    for t in range(398, 520):
+        out += eng.observe(parse_scored(scored("pay", T0 + t, 400 <= t < 403)), partition=0)
+    assert actions(out) == [("opened", "pay"), ("resolved", "pay")]
+    assert out[-1]["count"] == 3 and out[-1]["resolved_at"] == T0 + 402 + 60
+
+
+def test_silent_stream_resolves_by_its_own_partitions_watermark_only():
+    eng = engine(lateness_s=0)
+    out = eng.observe(parse_scored(scored("quiet", T0, True)), partition=0)
+    for t in range(0, 200, 5):
+        out += eng.observe(parse_scored(scored("elsewhere", T0 + t, False)), partition=1)
+    assert actions(out) == [("opened", "quiet")]  # another partition's time says nothing
+    for t in range(0, 70, 5):
+        out += eng.observe(parse_scored(scored("neighbour", T0 + t, False)), partition=0)
+    assert actions(out) == [("opened", "quiet"), ("resolved", "quiet")]
