@@ -81,11 +81,20 @@ def preload(bootstrap: str, topic: str, n_events: int, n_streams: int, per_recor
     return records
 
 
-def paced(bootstrap: str, topic: str, rate: float, seconds: float, n_streams: int) -> int:
+def paced(bootstrap: str, topic: str, rate: float, seconds: float,
+          n_streams: int) -> tuple[int, float]:
     """Produce single-event records at ``rate`` events/s for ``seconds``, each stamped with
-    its produce time in ``ts`` (latency = output record time - ts)."""
+    its produce time in ``ts`` (latency = output record time - ts).
+
+    One warm-up event per stream goes first, so that the producer's connection and metadata
+    set-up is not counted. Returns (records produced, Unix time the measured phase began).
+    """
     p = producer(bootstrap)
     names = [f"s{k:06d}" for k in range(n_streams)]
+    for i, name in enumerate(names):
+        _produce(p, topic, name.encode(), event_bytes(name, i, time.time()))
+    p.flush(30)
+    time.sleep(0.5)
     total = int(rate * seconds)
     start = time.time()
     for i in range(total):
@@ -98,7 +107,7 @@ def paced(bootstrap: str, topic: str, rate: float, seconds: float, n_streams: in
         if i % 500 == 0:
             p.poll(0)
     p.flush(60)
-    return total
+    return total + n_streams, start
 
 
 class OutputReader:

@@ -18,7 +18,7 @@ async def run(bootstrap: str, in_topic: str, out_topic: str, group: str) -> None
     consumer = AIOKafkaConsumer(
         in_topic, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
         auto_offset_reset="earliest", session_timeout_ms=3000, heartbeat_interval_ms=500,
-        max_partition_fetch_bytes=4_000_000,
+        max_partition_fetch_bytes=4_000_000, fetch_max_wait_ms=100,  # as the worker
     )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     await consumer.start()
