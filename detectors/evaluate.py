@@ -18,16 +18,16 @@ import math
 import os
 import sys
 import time
-import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 import detectors.ensemble  # noqa: F401  (registers the default detector)
 from detectors import nab
-from detectors.pipeline import PipelineConfig, StreamPipeline
+from detectors.rules import PipelineFactory
 
+# The worker's default (streams.settings.Settings.detector): one source of truth.
 DEFAULT_DETECTOR = "rarity_likelihood"
 
 
@@ -43,25 +43,29 @@ class StreamResult:
     seconds: float
 
 
-def load_config(path: Path | None, detector: str | None) -> PipelineConfig:
-    """PipelineConfig from a TOML file (top level or a [pipeline] table) and --detector."""
-    table: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise SystemExit(f"cannot read config {path}: {exc}; pass a valid TOML file") from None
-        table = dict(data.get("pipeline", data))
-    known = {f.name for f in dataclasses.fields(PipelineConfig)}
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise SystemExit(f"unknown pipeline keys {unknown} in {path}; use some of {sorted(known)}")
-    if "bands" in table:
-        table["bands"] = tuple(tuple(b) for b in table["bands"])
-    if detector is not None:
-        table["detector"] = detector
-    table.setdefault("detector", DEFAULT_DETECTOR)
-    return PipelineConfig(**table)
+def load_factory(path: Path | None, detector: str | None) -> PipelineFactory:
+    """The worker's pipeline factory, from the same settings (TOML file and PYNOMALY_* env)."""
+    from streams.errors import PynomalyError
+    from streams.settings import load_settings
+
+    try:
+        settings = load_settings(path)
+        if detector is not None:
+            settings = settings.with_overrides(detector=detector)
+        return PipelineFactory.from_settings(settings)
+    except PynomalyError as exc:
+        raise SystemExit(f"pynomaly evaluate: {exc}") from None
+
+
+def parse_time(text: str) -> float | None:
+    """A CSV timestamp (ISO 8601, read as UTC when it has no offset) as Unix seconds."""
+    try:
+        dt = datetime.fromisoformat(text.strip().replace(" ", "T"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
 
 
 def _parse_value(text: str | None) -> float | None:
@@ -72,10 +76,10 @@ def _parse_value(text: str | None) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def score_file(data_dir: str, rel: str, config: PipelineConfig) -> StreamResult:
+def score_file(data_dir: str, rel: str, factory: PipelineFactory) -> StreamResult:
     """Score one CSV event by event; unparsable values get score 0 and are not learned."""
     t0 = time.perf_counter()
-    pipe = StreamPipeline(config)
+    pipe = factory(rel, None)
     ts: list[str] = []
     vals: list[float] = []
     scores: list[float] = []
@@ -90,7 +94,7 @@ def score_file(data_dir: str, rel: str, config: PipelineConfig) -> StreamResult:
                 scores.append(0.0)
                 continue
             vals.append(v)
-            scores.append(pipe.process({"value": v}).score)
+            scores.append(pipe.process({"value": v}, parse_time(ts[-1])).score)
     return StreamResult(rel, ts, vals, scores, bad, time.perf_counter() - t0)
 
 
@@ -104,7 +108,7 @@ def write_result(out_dir: Path, res: StreamResult) -> None:
             w.writerow([t, repr(v) if math.isfinite(v) else "", repr(s)])
 
 
-def run(data_dir: Path, config: PipelineConfig, jobs: int) -> list[StreamResult]:
+def run(data_dir: Path, factory: PipelineFactory, jobs: int) -> list[StreamResult]:
     """Score every CSV under ``data_dir`` (largest first, so the pool finishes evenly)."""
     rels = sorted(str(p.relative_to(data_dir)) for p in data_dir.rglob("*.csv"))
     if not rels:
@@ -125,11 +129,11 @@ def run(data_dir: Path, config: PipelineConfig, jobs: int) -> list[StreamResult]
 
     if jobs <= 1:
         for rel in rels:
-            results.append(score_file(str(data_dir), rel, config))
+            results.append(score_file(str(data_dir), rel, factory))
             progress(results[-1])
     else:
         with cf.ProcessPoolExecutor(max_workers=jobs) as pool:
-            futs = [pool.submit(score_file, str(data_dir), rel, config) for rel in rels]
+            futs = [pool.submit(score_file, str(data_dir), rel, factory) for rel in rels]
             for fut in cf.as_completed(futs):
                 results.append(fut.result())
                 progress(results[-1])
@@ -208,7 +212,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("data_dir", type=Path, help="folder of CSVs (timestamp,value), searched deeply")
     ap.add_argument("--out", type=Path, required=True, help="results folder (mirrors DATA_DIR)")
     ap.add_argument("--labels", type=Path, help="NAB combined_windows.json: print NAB scores")
-    ap.add_argument("--config", type=Path, help="TOML with PipelineConfig keys")
+    ap.add_argument("--config", type=Path, help="the worker's TOML settings file (detector rules)")
     ap.add_argument("--detector", help=f"detector name (default {DEFAULT_DETECTOR})")
     ap.add_argument("--plots", type=Path, help="write one PNG per series here")
     ap.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 2),
@@ -225,15 +229,15 @@ def main(argv: list[str] | None = None) -> int:
     if a.labels is not None and not a.labels.is_file():
         sys.stderr.write(f"--labels {a.labels} is not a file; pass NAB's combined_windows.json\n")
         return 2
-    config = load_config(a.config, a.detector)
+    factory = load_factory(a.config, a.detector)
     t0 = time.perf_counter()
-    results = run(a.data_dir, config, a.jobs)
+    results = run(a.data_dir, factory, a.jobs)
     for res in results:
         write_result(a.out, res)
     rows = sum(len(r.scores) for r in results)
     sys.stderr.write(f"scored {len(results)} files, {rows} rows in "
-                     f"{time.perf_counter() - t0:.1f}s with {config.detector!r}\n")
-    threshold = config.threshold
+                     f"{time.perf_counter() - t0:.1f}s with {factory.default.detector!r}\n")
+    threshold = factory.default.threshold
     if a.labels is not None:
         report = nab_report(a.data_dir, a.labels, results)
         print(f"{'profile':<20} {'threshold':>10} {'NAB':>8}  windows hit/total, FP rows")

@@ -215,7 +215,13 @@ class WindowedPyOD:
         self.since_fit = 0
         self.last_fit = self.clock()
         if self.executor is None:
-            self._install(self.fitter(self.algorithm, self.params, self.seed, X), X.shape[1])
+            try:
+                model = self.fitter(self.algorithm, self.params, self.seed, X)
+            except (ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
+                # e.g. PCA on a constant window: keep the current model, as a pooled refit does
+                log.debug("refit of %s failed (%s); keeping model v%d", self.algorithm, exc, self.model_version)
+                return
+            self._install(model, X.shape[1])
         else:
             self.future_cols = X.shape[1]
             self.future = self.executor.submit(

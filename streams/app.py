@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import faust
@@ -72,19 +73,21 @@ def create_app(
     """The worker's app: scoring, checkpoints, web views and (when configured) alerting."""
     registry = registry if registry is not None else CollectorRegistry()
     app = faust.App(settings.app_id, **faust_settings(settings))
+    # Windowed detectors refit here, off the event loop.
+    refit_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pynomaly-refit")
     metrics = Metrics(registry, score_streams=load_metrics_settings(settings.extra).score_streams)
     runtime = Runtime(
         settings=settings,
         registry=registry,
         metrics=metrics,
-        scorer=StreamScorer(default_pipeline_factory(settings)),
+        scorer=StreamScorer(default_pipeline_factory(settings, refit_pool)),
     )
     key = state_key(settings)
     if key is None:
         log.warning("PYNOMALY_STATE_HMAC_KEY is not set: detector state is not checkpointed and "
                     "restarts re-warm every stream; set it to a long random secret")
     else:
-        runtime.checkpoints = CheckpointStore(settings, runtime.scorer, metrics, key)
+        runtime.checkpoints = CheckpointStore(settings, runtime.scorer, metrics, key, executor=refit_pool)
         connect_checkpoints(app, settings, runtime.checkpoints)
     app.runtime = runtime  # type: ignore[attr-defined]
     register_scoring(app, runtime)

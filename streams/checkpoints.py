@@ -19,6 +19,7 @@ import logging
 import pickle
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -76,7 +77,9 @@ class CheckpointStore:
         metrics: Metrics,
         key: bytes,
         clock: Callable[[], float] = time.monotonic,
+        executor: Executor | None = None,
     ) -> None:
+        self.executor = executor
         self.settings = settings
         self.scorer = scorer
         self.metrics = metrics
@@ -185,6 +188,9 @@ class CheckpointStore:
                 self.metrics.checkpoint_restores.labels("rejected").inc()
                 log.warning("rejected checkpoint of a stream on partition %d: %s; it re-warms", partition, exc)
                 continue
+            bind = getattr(pipeline.detector, "bind", None)
+            if bind is not None:  # windowed detectors need this worker's refit pool back
+                bind(self.executor, None)
             self.scorer.restore(stream, pipeline, partition, offset)
             restored += 1
         self.metrics.checkpoint_restores.labels("ok").inc(restored)

@@ -231,6 +231,8 @@ def scored_dict(event: Event, verdict: Verdict) -> dict[str, Any]:
     doc["is_anomaly"] = verdict.is_anomaly
     doc["severity"] = verdict.severity
     doc["warming_up"] = verdict.warming_up
+    doc["anomaly_state"] = verdict.anomaly_state
+    doc["raw_score"] = verdict.raw_score
     doc["detector"] = verdict.detector
     doc["version"] = verdict.version
     if verdict.contributions:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Executor
 
-from detectors.pipeline import PipelineConfig, StreamPipeline
+from detectors.pipeline import StreamPipeline
+from detectors.rules import PipelineFactory as RulesFactory
 from streams.codec import (
     DeadLetter,
     Event,
@@ -44,15 +46,10 @@ class BatchOutput:
     forwards: list[Output] = dataclasses.field(default_factory=list)
 
 
-def default_pipeline_factory(settings: Settings) -> PipelineFactory:
-    config = PipelineConfig(
-        detector=settings.detector, threshold=settings.threshold, warmup=settings.warmup_events
-    )
-
-    def create(stream: str, tags: Mapping[str, str] | None) -> StreamPipeline:
-        return StreamPipeline(config)
-
-    return create
+def default_pipeline_factory(settings: Settings, executor: Executor | None = None) -> PipelineFactory:
+    """Per-stream pipelines from the settings' default rule and ``[detectors]`` rules;
+    windowed detectors refit on ``executor``."""
+    return RulesFactory.from_settings(settings, executor=executor)
 
 
 class StreamScorer:
@@ -138,7 +135,7 @@ class BatchScorer:
                 if scorer.already_learned(item.stream, rec.offset):
                     m.events_replayed.inc()
                     continue
-                verdict = pipeline(item).process(item.features)
+                verdict = pipeline(item).process(item.features, item.ts)
                 scorer.learned(item.stream, rec.partition, rec.offset)
                 key = item.stream.encode("utf-8")
                 value = encode_scored(item, verdict)

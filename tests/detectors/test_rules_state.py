@@ -11,6 +11,7 @@ import pytest
 from detectors.pipeline import PipelineConfig, StreamPipeline
 from detectors.rules import PipelineFactory, RulesError
 from detectors.state import StateSignatureError, dumps_state, loads_state
+from streams.settings import load_settings
 from tests.detectors.streams import spiky_stream
 
 TOML = """
@@ -126,4 +127,4 @@ def test_factory_from_settings() -> None:
     d = f.create("other")
     assert d.detector.name == "zscore" and d.config.warmup == 7  # [detectors.default] wins
     plain = PipelineFactory.from_settings(load_dataclass(Settings, {}, {"detector": "sad"}))
-    assert plain.create("x").detector.name == "sad" and plain.default.warmup == 30
+    assert plain.create("x").detector.name == "sad" and plain.default.warmup == load_settings(environ={}).warmup_events

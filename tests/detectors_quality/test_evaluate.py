@@ -53,16 +53,17 @@ def test_bad_values_keep_their_row_and_score_zero(tmp_path: Path) -> None:
     assert all(math.isfinite(float(r["anomaly_score"])) for r in res)
 
 
-def test_config_file_and_unknown_keys(tmp_path: Path) -> None:
+def test_config_file_is_the_workers_settings_file(tmp_path: Path) -> None:
     good = tmp_path / "good.toml"
-    good.write_text('[pipeline]\ndetector = "zscore"\nwarmup = 5\n')
-    assert evaluate.load_config(good, None).detector == "zscore"
-    assert evaluate.load_config(good, "rarity_likelihood").detector == "rarity_likelihood"
-    assert evaluate.load_config(None, None).detector == evaluate.DEFAULT_DETECTOR
+    good.write_text('detector = "zscore"\nwarmup_events = 5\n')
+    factory = evaluate.load_factory(good, None)
+    assert factory.default.detector == "zscore" and factory.default.warmup == 5
+    assert evaluate.load_factory(good, "rarity_likelihood").default.detector == "rarity_likelihood"
+    assert evaluate.load_factory(None, None).default.detector == evaluate.DEFAULT_DETECTOR
     bad = tmp_path / "bad.toml"
     bad.write_text("detecter = 'zscore'\n")
     with pytest.raises(SystemExit, match="detecter"):
-        evaluate.load_config(bad, None)
+        evaluate.load_factory(bad, None)
 
 
 def test_missing_data_dir_is_an_error(tmp_path: Path) -> None:

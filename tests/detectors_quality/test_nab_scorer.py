@@ -42,7 +42,7 @@ def test_random_scores_agree(reference: ModuleType, nab_root: Path) -> None:
 def test_detector_output_agrees(reference: ModuleType, small_nab: tuple[Path, Path],
                                 nab_root: Path) -> None:
     data, _ = small_nab
-    config = evaluate.load_config(None, None)
+    config = evaluate.load_factory(None, None)
     scores = {rel: np.asarray(evaluate.score_file(str(data), rel, config).scores)
               for rel in SMALL_FILES}
     _both(reference, nab_root, scores)

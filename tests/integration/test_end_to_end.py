@@ -35,7 +35,8 @@ def make_events(n_streams: int = 20, per_stream: int = 100, seed: int = 11):
         for s in range(n_streams):
             stream = f"host-{s:02d}.cpu"
             value = 50 + rng.gauss(0, 2)
-            if i in (60, 85) and s % 2 == 0:
+            # One spike per stream after warm-up (half the streams at 60, half at 85).
+            if i == (60 if s % 2 == 0 else 85):
                 value += 40
                 spikes.add((stream, 1_764_151_200 + i))
             events.append({"stream": stream, "ts": 1_764_151_200 + i, "value": round(value, 3)})
@@ -82,4 +83,5 @@ def test_every_valid_event_scored_once_and_malformed_dead_lettered(kafka_bootstr
     anomalies = read_all(kafka_bootstrap, app_env["PYNOMALY_TOPIC_ANOMALIES"], timeout=15, idle=2)
     found = {(a["stream"], a["ts"]) for a in anomalies}
     assert spikes <= found, f"missed spikes: {sorted(spikes - found)[:5]}"
-    assert len(anomalies) <= len(spikes) * 2  # few false positives on a quiet series
+    # Few false positives on quiet series: at most 2% of the 1,000 events scored after warm-up.
+    assert len(anomalies) <= len(spikes) + 20
