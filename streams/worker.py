@@ -9,6 +9,7 @@ import sys
 
 import faust
 
+from detectors.rules import PipelineFactory
 from streams.alerting.settings import load_alerting_settings
 from streams.app import create_app
 from streams.errors import PynomalyError
@@ -37,8 +38,19 @@ def prepare_topics(settings: Settings, attempts: int = 30) -> None:
         asyncio.set_event_loop(asyncio.new_event_loop())
 
 
+def uses_windowed_detectors(settings: Settings) -> bool:
+    factory = PipelineFactory.from_settings(settings)
+    names = [factory.default.detector, *(r.config.detector for r in factory.rules)]
+    return any(n.startswith("pyod.") for n in names)
+
+
 def run_worker(settings: Settings) -> int:
     alerting = load_alerting_settings(os.environ, settings.extra.get("alerting", {}))
+    if uses_windowed_detectors(settings):
+        # One-off compile costs (numba: HBOS) at start-up, not on a stream's first refit.
+        from detectors.windowed_pyod import warm_up_compilers
+
+        log.info("compiled windowed detectors in %.1fs", warm_up_compilers())
     prepare_topics(settings)
     app = create_app(settings, alerting=alerting)
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
