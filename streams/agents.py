@@ -188,6 +188,9 @@ def _batch_drain(consumer: Any, topic: str, handle: BatchHandler, max_batch: int
             if consumer.transport.app.should_stop:
                 return
             raise
+        except Exception:
+            log.exception("scoring batch drain failed; the worker stops fetching")
+            raise
 
     return drain
 

@@ -124,6 +124,9 @@ class BatchScorer:
                 rec.key, rec.value, rec.timestamp_ms, rec.topic, rec.partition, rec.offset,
                 s.max_record_bytes, s.max_events_per_record,
             )
+            # The events of one array record share its offset: mark them learned only after
+            # the whole record, or every event after the first would look replayed.
+            learned_here: list[str] | None = None
             for item in items:
                 if isinstance(item, DeadLetter):
                     out.deadletters.append((item.key, encode_deadletter(item)))
@@ -136,7 +139,10 @@ class BatchScorer:
                     m.events_replayed.inc()
                     continue
                 verdict = pipeline(item).process(item.features, item.ts)
-                scorer.learned(item.stream, rec.partition, rec.offset)
+                if learned_here is None:
+                    learned_here = [item.stream]
+                else:
+                    learned_here.append(item.stream)
                 key = item.stream.encode("utf-8")
                 value = encode_scored(item, verdict)
                 out.scores.append((key, value))
@@ -153,6 +159,9 @@ class BatchScorer:
                     m.score.observe(verdict.score)
                 if watched and item.stream in watched:
                     m.observe_stream_score(item.stream, verdict.score)
+            if learned_here is not None:
+                for stream in learned_here:
+                    scorer.learned(stream, rec.partition, rec.offset)
         m.events_consumed.inc(n_records)
         if n_warming:
             m.events_warming_up.inc(n_warming)
