@@ -123,7 +123,7 @@ def measure(name: str, start: Starter, bootstrap: str, plan: Plan, expect: int, 
         child.wait_for(ready, 90)
         res.startup_s = time.time() - child.started
         cpu0 = child.cpu()
-        got = reader.wait(expect, timeout=600)
+        got = reader.wait(expect, timeout=float(os.environ.get("BENCH_TIMEOUT_S", "600")))
         res.cpu_us_per_event = (child.cpu() - cpu0) / max(got, 1) * 1e6
         if pace and got >= expect:
             sent, since = kafka.paced(bootstrap, src, plan.paced_rate, plan.paced_seconds,
@@ -138,6 +138,7 @@ def measure(name: str, start: Starter, bootstrap: str, plan: Plan, expect: int, 
     res.steady_eps, res.cold_eps = throughput([ms for ms, _ in records[:expect]])
     if pace:
         res.p50_ms, res.p99_ms = latency_ms(records, since)
+    print(table([res]).splitlines()[-1], file=sys.stderr, flush=True)  # survives a later crash
     return res
 
 
