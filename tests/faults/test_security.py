@@ -1,5 +1,7 @@
 """Secrets never leave the process; the web server binds loopback and takes no commands.
 
+There are no control endpoints yet (so no bearer token to check): every POST is refused.
+
 A worker runs at debug log level with a SASL password, a checkpoint HMAC key, a Slack
 webhook URL (its path is the secret) and a webhook signing secret, and is fed valid,
 invalid and anomalous input, so it logs, counts, dead-letters and tries to notify. None
@@ -16,7 +18,7 @@ import urllib.request
 import orjson
 import pytest
 
-from tests.faults.support import Load, Tail, read_raw, report, scrape
+from tests.faults.support import Load, Tail, read_raw, report
 
 pytestmark = pytest.mark.faults
 
@@ -40,7 +42,7 @@ def listen_addresses(port: int) -> set[str]:
     return found
 
 
-def test_secrets_stay_out_of_logs_metrics_and_records(kafka_bootstrap, app_env, start_worker):
+def test_secrets_stay_out_and_the_web_server_takes_no_commands(kafka_bootstrap, app_env, start_worker):
     env = {**app_env, "PYNOMALY_LOG_LEVEL": "debug",
            "PYNOMALY_KAFKA_SASL_USERNAME": "svc-pynomaly", "PYNOMALY_KAFKA_SASL_PASSWORD": SASL_PASSWORD,
            "PYNOMALY_STATE_HMAC_KEY": HMAC_KEY, "PYNOMALY_CHECKPOINT_INTERVAL_S": "0.5",
@@ -62,9 +64,10 @@ def test_secrets_stay_out_of_logs_metrics_and_records(kafka_bootstrap, app_env, 
             load.send(b"bad", bad)
         load.flush()
         dead.wait(3, 60)
-        time.sleep(8)  # notification attempts fail, retry and give up meanwhile
+        time.sleep(5)  # notification attempts fail, retry and give up meanwhile
         pages = {path: fetch(port, path) for path in ("/metrics", "/", "/healthz", "/readyz",
                                                       "/router/", "/table/", "/assignment/")}
+        surface = web_surface(port)
         outputs = []
         for topic in ("SCORES", "ANOMALIES", "DEADLETTER", "ALERTS"):
             outputs += [v or b"" for v, _ in read_raw(kafka_bootstrap, app_env[f"PYNOMALY_TOPIC_{topic}"])]
@@ -75,6 +78,12 @@ def test_secrets_stay_out_of_logs_metrics_and_records(kafka_bootstrap, app_env, 
     leaks = [(where, s) for where, text in places.items() for s in SECRETS if s in text]
     report("secrets", log_bytes=len(log), pages=len(pages), output_records=len(outputs), leaks=len(leaks))
     assert not leaks, leaks
+    listen, statuses = surface
+    report("web-surface", listen=sorted(listen), post_statuses=statuses)
+    # 0100007F is 127.0.0.1 in /proc/net/tcp's little-endian hex; 00000000 would be 0.0.0.0
+    assert listen == {"0100007F"}, listen
+    # no endpoint changes state: every POST is refused (404 unknown / 405 read-only)
+    assert all(code in (404, 405) for code in statuses.values()), statuses
     assert "pynomaly_events_deadlettered_total" in pages["/metrics"]
     assert "DEBUG" in log  # the harshest level was really on
     assert any(orjson.loads(v).get("sink") for v in outputs if v.startswith(b"{")) or \
@@ -99,16 +108,8 @@ def post_status(port: int, path: str) -> int:
         return exc.code
 
 
-def test_web_server_binds_loopback_and_accepts_no_commands(app_env, start_worker):
-    worker = start_worker(app_env)
-    port = int(worker.env["PYNOMALY_WEB_PORT"])
-    addresses = listen_addresses(port)
-    # 0100007F is 127.0.0.1 in /proc/net/tcp's little-endian hex; 00000000 would be 0.0.0.0
-    assert addresses == {"0100007F"}, addresses
-    assert "pynomaly_" in scrape(port)
-    statuses = {path: post_status(port, path) for path in
-                ("/", "/metrics", "/healthz", "/readyz", "/router/", "/table/", "/assignment/",
-                 "/signal/", "/control/pause", "/silences")}
-    report("web-surface", listen=sorted(addresses), post_statuses=statuses)
-    # no endpoint changes state: every POST is refused (404 unknown / 405 read-only)
-    assert all(code in (404, 405) for code in statuses.values()), statuses
+def web_surface(port: int) -> tuple[set[str], dict[str, int]]:
+    """(listening addresses of the web port, status of a POST to each known path)."""
+    paths = ("/", "/metrics", "/healthz", "/readyz", "/router/", "/table/", "/assignment/",
+             "/signal/", "/control/pause", "/silences")
+    return listen_addresses(port), {path: post_status(port, path) for path in paths}
