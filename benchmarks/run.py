@@ -143,9 +143,10 @@ def measure(name: str, start: Starter, bootstrap: str, plan: Plan, expect: int, 
 
 
 def state_costs(plan: Plan) -> list[dict[str, Any]]:
-    rows = []
-    for n in plan.state_sizes:
-        rows.append(_state(["--streams", str(n)]))
+    rows = [_state(["--streams", str(n), "--detector", "zscore"]) for n in plan.state_sizes]
+    default = Settings().detector
+    if default != "zscore":  # the default detector's state, at the smaller size only
+        rows.append(_state(["--streams", str(plan.state_sizes[0] // 10), "--detector", default]))
     rows.append(_state(["--streams", "50", "--detector", "hst", "--no-checkpoint"]))
     return rows
 
@@ -205,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             if not a.quick:
                 results.append(measure(f"(c) pynomaly worker, {bn}", start_worker, bs, plan, n,
                                        tmp, plan.per_record))
-                results.append(measure("(c) pynomaly worker, detector zscore", start_worker_zscore,
-                                       bs, plan, n, tmp))
+                results.append(measure("(c) pynomaly worker, detector zscore" + pace,
+                                       start_worker_zscore, bs, plan, n, tmp, pace=True))
     state = state_costs(plan) if "s" in a.only else []
     ratios = {}
     a_, b_, c_ = (next((r for r in results if r.name.startswith(p)), None)
