@@ -151,11 +151,10 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
 
     produce = None
     if a.notify_topic:
-        notify_topic = raw_topic(a.notify_topic)
+        store.extra_topics.append(a.notify_topic)  # created with the state topic, at start
 
         async def produce(key: bytes, value: bytes) -> None:
-            await notify_topic.maybe_declare()  # created on first use if missing
-            await app.producer.send_and_wait(a.notify_topic, key, value, None, None, None)
+            await (await app.producer.send(a.notify_topic, key, value, None, None, None))
 
     deliveries = build_deliveries(a, on_attempt=metrics.note_notification,
                                   on_request=lambda sink, secs: metrics.sink_request_duration.labels(

@@ -41,6 +41,7 @@ class AlertStateStore:
         self.restored: set[int] = set()
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
+        self.extra_topics: list[str] = []  # other alerting topics to create at start
 
     async def start(self) -> None:
         await self._ensure_topic()
@@ -137,7 +138,12 @@ class AlertStateStore:
                                     **aiokafka_auth_kwargs(self.settings))
         await admin.start()
         try:
-            if self.topic in set(await admin.list_topics()):
+            existing = set(await admin.list_topics())
+            extra = [NewTopic(t, self.settings.topic_partitions, self.settings.topic_replication)
+                     for t in self.extra_topics if t not in existing]
+            if extra:
+                await admin.create_topics(extra)
+            if self.topic in existing:
                 return
             described = await admin.describe_topics([self.settings.topic_scores])
             partitions = len(described[0]["partitions"]) or self.settings.topic_partitions
