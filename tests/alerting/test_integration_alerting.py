@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-import subprocess
-import sys
 import time
 
 import orjson
 import pytest
 
 from streams.broker import free_port
-from tests.support.kafka import REPO, WorkerProcess, producer, read_all
+from tests.support.kafka import WorkerProcess, producer, read_all
 from tests.support.receivers import PD_KEY, PagerDutyReceiver, SlackReceiver, TeamsReceiver, WebhookReceiver
 
 pytestmark = pytest.mark.integration
@@ -28,18 +26,6 @@ T0 = 1_790_000_000
 SPIKES = (400, 800, 1200)
 # Alerting is under test, not detection: pin the detector that flags every spiked event.
 DETECTOR = {"PYNOMALY_DETECTOR": "zscore"}
-
-
-class AlertingWorker(WorkerProcess):
-    """The worker with alerting agents (python -m streams.alerting.worker)."""
-
-    def start(self, wait_ready: float = 60.0) -> AlertingWorker:
-        self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "streams.alerting.worker"], env=self.env,
-                                     stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO)
-        if wait_ready:
-            self.wait_for("Worker]: Ready", wait_ready)
-        return self
 
 
 def events() -> list[dict]:
@@ -77,7 +63,7 @@ async def test_spikes_reach_every_sink_and_pagerduty_resolves(kafka_bootstrap, a
            "PYNOMALY_WEBHOOK_URL": hook.url, "PYNOMALY_WEBHOOK_SECRET": "a-different-secret",
            "PYNOMALY_NOTIFY_TOPIC": app_env["PYNOMALY_APP_ID"] + ".notifications",
            "PYNOMALY_SLACK_RATE_PER_S": "50", **DETECTOR}
-    worker = AlertingWorker(kafka_bootstrap, env, tmp_path, free_port())
+    worker = WorkerProcess(kafka_bootstrap, env, tmp_path, free_port())
     try:
         await asyncio.to_thread(worker.start, 90.0)
         p = producer(kafka_bootstrap)
@@ -154,8 +140,8 @@ async def test_open_incident_survives_a_worker_crash_and_a_slow_sink(kafka_boots
     evs = [e for e in events() if e["stream"] == "payments.latency"]
     topic = app_env["PYNOMALY_TOPIC_EVENTS"]
     p = producer(kafka_bootstrap)
-    first = AlertingWorker(kafka_bootstrap, env, tmp_path, free_port())
-    second = AlertingWorker(kafka_bootstrap, env, tmp_path, free_port())
+    first = WorkerProcess(kafka_bootstrap, env, tmp_path, free_port())
+    second = WorkerProcess(kafka_bootstrap, env, tmp_path, free_port())
     try:
         await asyncio.to_thread(first.start, 90.0)
         for ev in evs[:410]:  # warm-up and the first spike; not yet quiet long enough to resolve
