@@ -45,7 +45,7 @@ class Plan:
     state_sizes: tuple[int, ...]
 
 
-QUICK = Plan(10_000, 100, 100, 2_000, 10_000, 2.0, (100_000,))
+QUICK = Plan(10_000, 100, 100, 1_500, 10_000, 1.5, (100_000,))
 FULL = Plan(100_000, 1_000, 100, 20_000, 10_000, 10.0, (100_000, 1_000_000))
 
 
@@ -145,7 +145,7 @@ def measure(name: str, start: Starter, bootstrap: str, plan: Plan, expect: int, 
 def state_costs(plan: Plan) -> list[dict[str, Any]]:
     rows = [_state(["--streams", str(n), "--detector", "zscore"]) for n in plan.state_sizes]
     default = Settings().detector
-    if default != "zscore":  # the default detector's state, at the smaller size only
+    if default != "zscore" and len(plan.state_sizes) > 1:  # full plan: the default's state too
         rows.append(_state(["--streams", str(plan.state_sizes[0] // 10), "--detector", default]))
     rows.append(_state(["--streams", "50", "--detector", "hst", "--no-checkpoint"]))
     return rows
