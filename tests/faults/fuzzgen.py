@@ -6,6 +6,7 @@ scoring path is exercised next to the dead-letter path.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Iterator
 
@@ -96,6 +97,18 @@ def arrays(rng: random.Random) -> Record:
     return _stream(rng).encode(), orjson.dumps(items)
 
 
+def origin(rng: random.Random) -> Record:
+    """A forged re-keying marker; huge integers once crashed the encoder (a poison pill)."""
+    s = _stream(rng)
+    ints = [0, 1, -1, 2**31, 2**63, 2**64, 1e300, -1e300, 1.5, "7", "9" * 30, None, True]
+    marker = {"topic": rng.choice(["t", 5, None, "x" * 300]), "partition": rng.choice(ints),
+              "offset": rng.choice(ints)}
+    if rng.random() < 0.5:
+        marker["index"] = rng.choice(ints)
+    doc = {"stream": s, "value": 1.0, "_origin": marker}
+    return s.encode(), json.dumps(doc).encode()  # json: orjson cannot write 2**64
+
+
 def mutate(rng: random.Random) -> Record:
     """A valid record with a few bytes flipped, dropped or duplicated."""
     key, value = valid(rng)
@@ -114,7 +127,7 @@ def mutate(rng: random.Random) -> Record:
 
 KINDS: list[tuple[Callable[[random.Random], Record], float]] = [
     (valid, 0.2), (random_bytes, 0.15), (invalid_utf8, 0.1), (number_text, 0.1), (deep, 0.05),
-    (wrong_types, 0.15), (arrays, 0.1), (mutate, 0.15),
+    (wrong_types, 0.13), (arrays, 0.1), (mutate, 0.15), (origin, 0.02),
 ]
 
 
