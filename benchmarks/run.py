@@ -60,6 +60,7 @@ class Result:
     peak_rss_mb: float = math.nan
     cpu_us_per_event: float = math.nan
     startup_s: float = math.nan
+    outputs: int = 0  # output records read; fewer than ``events`` fails the run
 
 
 Starter = Callable[[str, str, str, Path], tuple[Child, str]]
@@ -134,8 +135,9 @@ def measure(name: str, start: Starter, bootstrap: str, plan: Plan, expect: int, 
     finally:
         child.stop()
         records = reader.close()
+    res.outputs = len(records)
     if len(records) < expect:
-        print(f"warning: {name} wrote {len(records)} of {expect} outputs", file=sys.stderr)
+        print(f"error: {name} wrote {len(records)} of {expect} outputs", file=sys.stderr)
     res.steady_eps, res.cold_eps = throughput([ms for ms, _ in records[:expect]])
     if pace:
         res.p50_ms, res.p99_ms = latency_ms(records, since)
@@ -233,7 +235,10 @@ def main(argv: list[str] | None = None) -> int:
             "ratios": ratios, "state": state, "elapsed_s": elapsed,
             "default_detector": Settings().detector, "cpus": os.cpu_count(),
         }, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY).decode())
-    return 0
+    short = [r.name for r in results if r.outputs < r.events]
+    if short:
+        print(f"error: too few outputs from {short}", file=sys.stderr)
+    return 1 if short else 0
 
 
 if __name__ == "__main__":
