@@ -135,7 +135,7 @@ def install_batch_drain(app: faust.App, topic: str, handle: BatchHandler, max_ba
         patch(app._consumer)  # type: ignore[attr-defined]
         return
     new_consumer = app._new_consumer  # type: ignore[attr-defined]
-    app._new_consumer = lambda: patch(new_consumer())  # type: ignore[attr-defined]
+    app._new_consumer = lambda: patch(new_consumer())  # type: ignore[attr-defined,method-assign]
 
 
 def _batch_drain(consumer: Any, topic: str, handle: BatchHandler, max_batch: int) -> Callable[[Any], Awaitable[None]]:
@@ -148,6 +148,10 @@ def _batch_drain(consumer: Any, topic: str, handle: BatchHandler, max_batch: int
         acks_enabled_for = consumer.app.topics.acks_enabled_for
         ack = consumer.ack
         commit_every = consumer._commit_every
+        # Commit from this loop too, not only from Faust's timer: the timer starves while
+        # batches keep the event loop busy, and a kill then replays everything since.
+        commit_interval = consumer.commit_interval
+        last_commit = time.monotonic()
         # Start-up objects (modules, app, settings) never die: keep them out of every
         # collection, and collect young objects less often (a batch allocates thousands).
         gc.collect()
@@ -177,8 +181,11 @@ def _batch_drain(consumer: Any, topic: str, handle: BatchHandler, max_batch: int
                     await handle(part)
                     for message in part:
                         ack(message)
-                if commit_every is not None and consumer._n_acked >= commit_every:
+                if consumer._n_acked and (
+                        (commit_every is not None and consumer._n_acked >= commit_every)
+                        or time.monotonic() - last_commit >= commit_interval):
                     consumer._n_acked = 0
+                    last_commit = time.monotonic()
                     await consumer.commit()
         except consumer.consumer_stopped_errors:
             if consumer.transport.app.should_stop:
