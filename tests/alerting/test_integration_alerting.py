@@ -133,7 +133,7 @@ async def test_open_incident_survives_a_worker_crash_and_a_slow_sink(kafka_boots
 
     pd = await PagerDutyReceiver().start()
     slack = await SlackReceiver().start()
-    slack.fail("slow", delay=8.0)  # a slow sink: answers, but only after 8 s
+    slack.fail("slow", delay=30.0)  # a slow sink: answers, but only after 30 s
     env = {**app_env, "PYNOMALY_PAGERDUTY_ROUTING_KEY": PD_KEY, "PYNOMALY_PAGERDUTY_URL": pd.base_url,
            "PYNOMALY_SLACK_WEBHOOK_URL": slack.url,
            "PYNOMALY_QUIET_S": "60", "PYNOMALY_COOLDOWN_S": "0", "PYNOMALY_LATENESS_S": "0", **DETECTOR}
@@ -149,7 +149,7 @@ async def test_open_incident_survives_a_worker_crash_and_a_slow_sink(kafka_boots
         await asyncio.to_thread(p.flush, 30)
         await wait_until(lambda: len(pd.events("trigger")) >= 1, 60, "the PagerDuty trigger")
         # the slow Slack sink held back neither scoring nor PagerDuty: its request is still open
-        await wait_until(lambda: slack.requests >= 1, 5, "the Slack request")
+        await wait_until(lambda: slack.requests >= 1, 15, "the Slack request")
         assert slack.accepted == []
         await asyncio.sleep(0.5)  # the state write follows the alert record by milliseconds
         slack.heal()
