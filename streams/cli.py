@@ -115,7 +115,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         print("\n".join(names()))
         return 0
     if cmd == "settings":
-        for env, default, doc in describe_settings():
+        from streams.alerting.settings import describe_alerting_settings
+
+        for env, default, doc in [*describe_settings(), *describe_alerting_settings()]:
             print(f"{env:<38} {default!s:<22} {doc}")
         return 0
     settings = _settings(args)
