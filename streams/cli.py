@@ -64,6 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="event-time seconds produced per wall-clock second (default 5)")
     p.add_argument("--web-port", type=int, help="worker web port (default 6066)")
 
+    p = sub.add_parser("feedback", help="tell the workers an incident was a false/true positive or acked",
+                       description="Publish feedback on an incident to the feedback topic. "
+                                   "false_positive resolves it, quiets that stream's similar alerts "
+                                   "for a while and makes its threshold stricter; true_positive "
+                                   "lifts that; ack acknowledges. Without --stream the incident's "
+                                   "stream is looked up in the alerts topic.")
+    _common(p)
+    p.add_argument("incident_id", metavar="INCIDENT_ID", help="the incident id from the alert (inc-...)")
+    p.add_argument("--label", required=True, choices=("false_positive", "true_positive", "ack"),
+                   help="what the incident was")
+    p.add_argument("--stream", help="the incident's stream (skips the lookup in the alerts topic)")
+    p.add_argument("--by", default="", help="who gives the feedback (recorded in the audit log)")
+    p.add_argument("--comment", default="", help="free text (recorded in the audit log)")
+
     p = sub.add_parser("evaluate", help="score CSV series offline with the worker's code path",
                        add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER)
@@ -141,6 +155,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         asyncio.run(tail(settings, args.topic or settings.topic_anomalies, args.from_beginning, args.limit))
         return 0
+    if cmd == "feedback":
+        from streams.alerting.feedback_cli import run_feedback
+
+        return run_feedback(settings, args.incident_id, args.label, args.stream, args.by, args.comment)
     if cmd == "demo":
         from streams.demo import run_demo
 

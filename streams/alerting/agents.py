@@ -24,9 +24,11 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from sinks.delivery import Delivery
+from streams.alerting.control import register_control_views
 from streams.alerting.engine import AlertEngine
 from streams.alerting.factory import build_deliveries
-from streams.alerting.feedback import parse_feedback
+from streams.alerting.feedback import Strictness, parse_feedback
+from streams.alerting.feedback_cli import find_incident
 from streams.alerting.grouping import Grouper
 from streams.alerting.notify import Notifier
 from streams.alerting.records import InvalidRecord, parse_scored
@@ -41,7 +43,9 @@ log = logging.getLogger(__name__)
 
 def build_engine(a: AlertingSettings) -> AlertEngine:
     return AlertEngine(a.timings(), Grouper(a.group_window_s, a.group_max_individual, a.group_top_n),
-                       a.silence_set(), a.false_positive_suppress_s)
+                       a.silence_set(), a.false_positive_suppress_s,
+                       Strictness(a.false_positive_strict_s, a.false_positive_strict_factor,
+                                  a.false_positive_strict_max_steps))
 
 
 def build_notifier(a: AlertingSettings) -> Notifier:
@@ -83,6 +87,14 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
         pending = [await app.producer.send(t, k, v, None, None, None) for t, k, v in records]
         if pending:
             await asyncio.gather(*pending)
+
+    async def publish_one(topic: str, key: bytes | None, value: bytes) -> None:
+        await publish([(topic, key, value)])
+
+    async def lookup(incident_id: str) -> tuple[str, str] | None:
+        return await find_incident(settings, incident_id, timeout_s=10.0)
+
+    register_control_views(app, settings, a, engine, publish_one, lookup)
 
     def out_records(recs: list[dict[str, Any]]) -> list[tuple[str, bytes | None, bytes]]:
         for r in recs:

@@ -12,7 +12,7 @@ import dataclasses
 import math
 from typing import Any
 
-from streams.alerting.feedback import Feedback, Suppressions
+from streams.alerting.feedback import Feedback, Strictness, Suppressions
 from streams.alerting.grouping import Grouper
 from streams.alerting.lifecycle import Incident, IncidentTracker, Timings, Transition
 from streams.alerting.records import Observation
@@ -24,18 +24,24 @@ KNOWN_INCIDENTS = 10_000  # remembered after resolve, so late feedback still fin
 
 class AlertEngine:
     def __init__(self, timings: Timings, grouper: Grouper | None = None,
-                 silences: SilenceSet | None = None, false_positive_suppress_s: float = 3600.0) -> None:
+                 silences: SilenceSet | None = None, false_positive_suppress_s: float = 3600.0,
+                 strictness: Strictness | None = None) -> None:
         self.timings = timings
         self.tracker = IncidentTracker(timings)
         self.grouper = grouper or Grouper()
         self.silences = silences or SilenceSet()
         self.suppressions = Suppressions(false_positive_suppress_s)
+        self.strictness = strictness or Strictness(86400.0)
         self.known: collections.OrderedDict[str, tuple[str, str]] = collections.OrderedDict()
         self.max_ts: dict[int, float] = {}  # per source partition
         self.watermarks: dict[int, float] = {}
 
     def observe(self, obs: Observation, partition: int = 0) -> list[dict[str, Any]]:
         """Feed one scored record from source ``partition``; returns the alert records it caused."""
+        if obs.is_anomaly and not self.strictness.passes(obs.stream, obs.detector, obs.score,
+                                                         obs.threshold, obs.ts):
+            # below the stricter threshold that false-positive feedback set: calm for incidents
+            obs = dataclasses.replace(obs, is_anomaly=False)
         out = self._emit(self.tracker.observe(obs, partition))
         if obs.ts > self.max_ts.get(partition, -math.inf):
             self.max_ts[partition] = obs.ts
@@ -56,6 +62,7 @@ class AlertEngine:
         low = min(self.watermarks.values())
         self.silences.prune(low)
         self.suppressions.prune(low)
+        self.strictness.prune(low)
         self.tracker.prune(low)
         return out
 
@@ -82,14 +89,31 @@ class AlertEngine:
         out: list[dict[str, Any]] = [audit]
         if fb.kind == "false_positive":
             self.suppressions.suppress(key[0], key[1], fb.ts)
+            audit["strict_steps"] = self.strictness.tighten(key[0], key[1], fb.ts)
             if inc is not None and inc.is_open:
                 out += self._emit(self.tracker.resolve_now(inc.id, fb.ts), reason="false_positive")
         elif fb.kind == "true_positive":
             self.suppressions.lift(key[0], key[1])
+            self.strictness.lift(key[0], key[1])
         elif fb.kind == "ack" and inc is not None and inc.is_open and not inc.acknowledged:
             inc.acknowledged = True
             out.append(inc.record("acknowledged", fb.ts, by=fb.by))
         return out
+
+    def add_silence(self, doc: dict[str, Any], silence_id: str, ts: float) -> dict[str, Any]:
+        """Add a silence at run time (control API); returns its audit record."""
+        silence = Silence.from_dict({**doc, "id": silence_id}, "silence")
+        self.silences.add(silence)
+        return {"type": "silence", "action": "created", "silence_id": silence_id, "ts": ts,
+                **silence_doc(silence)}
+
+    def delete_silence(self, silence_id: str, ts: float) -> dict[str, Any] | None:
+        """Remove a run-time silence; its audit record, or None if no silence has that id."""
+        silence = self.silences.remove(silence_id)
+        if silence is None:
+            return None
+        return {"type": "silence", "action": "deleted", "silence_id": silence_id, "ts": ts,
+                **silence_doc(silence)}
 
     def snapshot(self, stream: str) -> dict[str, Any]:
         """JSON-able state of one stream (its runs and cooldown marks), for checkpoints."""
@@ -150,3 +174,9 @@ class AlertEngine:
         self.known[inc.id] = (inc.stream, inc.detector)
         while len(self.known) > KNOWN_INCIDENTS:
             self.known.popitem(last=False)
+
+
+def silence_doc(s: Silence) -> dict[str, Any]:
+    """JSON-able fields of a silence (an open end is null: JSON has no infinity)."""
+    return {"id": s.id, "stream": s.stream, "tags": dict(s.tags), "starts_at": s.starts_at,
+            "ends_at": s.ends_at if math.isfinite(s.ends_at) else None, "comment": s.comment}

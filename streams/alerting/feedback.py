@@ -5,8 +5,9 @@ A feedback record on ``pynomaly.feedback`` is a JSON object::
     {"kind": "false_positive", "incident_id": "inc-...", "ts": 1790000000, "by": "alice"}
 
 ``false_positive`` resolves the incident if still open and keeps that stream+detector's
-new incidents quiet for ``false_positive_suppress_s`` of event time; ``true_positive``
-lifts such a suppression; ``ack`` acknowledges (PagerDuty stops escalating);
+new incidents quiet for ``false_positive_suppress_s`` of event time and, for
+``false_positive_strict_s``, makes its threshold stricter (:class:`Strictness`);
+``true_positive`` lifts both; ``ack`` acknowledges (PagerDuty stops escalating);
 ``silence`` adds a silence (fields as in :class:`~streams.alerting.silences.Silence`).
 """
 
@@ -73,3 +74,50 @@ class Suppressions:
 
     def prune(self, ts: float) -> None:
         self.until = {k: v for k, v in self.until.items() if v > ts}
+
+
+class Strictness:
+    """(stream, detector) -> a stricter threshold for a while after false-positive feedback.
+
+    Scores are calibrated to [0, 1] and an anomaly is a score at or above the record's
+    threshold, so ``1 - threshold`` is the tail probability the stream accepts. Each
+    false positive multiplies that tail by ``factor`` (0.1: anomalies must be ten times
+    rarer), at most ``max_steps`` times, for ``period_s`` of event time from the latest
+    one. Bounded both ways, so a stream that people keep marking wrong is never muted
+    for good: a strong enough anomaly still opens an incident. ``true_positive`` lifts it.
+
+    >>> s = Strictness(period_s=100, factor=0.1, max_steps=2)
+    >>> s.tighten("a", "zscore", ts=0)
+    1
+    >>> round(s.required("a", "zscore", 0.999, ts=50), 6)
+    0.9999
+    >>> s.required("a", "zscore", 0.999, ts=150)
+    0.999
+    """
+
+    def __init__(self, period_s: float, factor: float = 0.1, max_steps: int = 3) -> None:
+        self.period_s, self.factor, self.max_steps = period_s, factor, max_steps
+        self.steps: dict[tuple[str, str], tuple[int, float]] = {}  # -> (steps, until)
+
+    def tighten(self, stream: str, detector: str, ts: float) -> int:
+        """Record one false positive at event time ``ts``; returns the steps now in force."""
+        steps, until = self.steps.get((stream, detector), (0, -math.inf))
+        steps = min(self.max_steps, (steps if until > ts else 0) + 1)
+        self.steps[(stream, detector)] = (steps, ts + self.period_s)
+        return steps
+
+    def lift(self, stream: str, detector: str) -> None:
+        self.steps.pop((stream, detector), None)
+
+    def required(self, stream: str, detector: str, threshold: float, ts: float) -> float:
+        """The score an anomaly needs at ``ts`` (``threshold`` when nothing is in force)."""
+        steps, until = self.steps.get((stream, detector), (0, -math.inf))
+        if steps == 0 or until <= ts or not 0.0 <= threshold < 1.0:
+            return threshold  # uncalibrated thresholds (outside [0, 1)) are left alone
+        return 1.0 - (1.0 - threshold) * self.factor ** steps
+
+    def passes(self, stream: str, detector: str, score: float, threshold: float, ts: float) -> bool:
+        return score >= self.required(stream, detector, threshold, ts)
+
+    def prune(self, ts: float) -> None:
+        self.steps = {k: v for k, v in self.steps.items() if v[1] > ts}

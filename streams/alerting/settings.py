@@ -55,6 +55,15 @@ class AlertingSettings:
     group_max_individual: int = _doc("incidents per window notified one by one", default=5)
     group_top_n: int = _doc("members listed in a group notification", default=10)
     false_positive_suppress_s: float = _doc("quiet period after false-positive feedback", default=3600.0)
+    false_positive_strict_s: float = _doc("how long false-positive feedback keeps a stricter "
+                                          "threshold on that stream+detector", default=86400.0)
+    false_positive_strict_factor: float = _doc("each false positive multiplies the accepted tail "
+                                               "(1 - threshold) by this (0 < f < 1)", default=0.1)
+    false_positive_strict_max_steps: int = _doc("at most this many stricter steps stack up",
+                                                default=3)
+    control_token: Secret = _doc("bearer token the control endpoints (/incidents, /silences, "
+                                 "/feedback) require; empty: no token (bind 127.0.0.1 only)",
+                                 default=Secret(""))
     notify_update_interval_s: float = _doc("chat updates (on escalation) at most this often",
                                            default=1800.0)
     default_sinks: tuple[str, ...] = _doc("sinks of the default route (empty: all enabled)", default=())
@@ -80,7 +89,14 @@ class AlertingSettings:
         for name in ("min_duration_s", "cooldown_s", "lateness_s", "update_interval_s"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"invalid setting {name} / PYNOMALY_{name.upper()}: expected >= 0")
-        for name in ("min_count", "max_attempts", "breaker_failures", "group_top_n"):
+        if not 0 < self.false_positive_strict_factor < 1:
+            raise SettingsError("invalid setting false_positive_strict_factor / "
+                                "PYNOMALY_FALSE_POSITIVE_STRICT_FACTOR: expected 0 < f < 1")
+        if self.false_positive_strict_s < 0:
+            raise SettingsError("invalid setting false_positive_strict_s / "
+                                "PYNOMALY_FALSE_POSITIVE_STRICT_S: expected >= 0")
+        for name in ("min_count", "max_attempts", "breaker_failures", "group_top_n",
+                     "false_positive_strict_max_steps"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"invalid setting {name} / PYNOMALY_{name.upper()}: expected >= 1")
         for name in ("slack_webhook_url", "teams_webhook_url", "webhook_url", "pagerduty_url",

@@ -23,6 +23,7 @@ class Silence:
     starts_at: float = 0.0
     ends_at: float = float("inf")
     comment: str = ""
+    id: str = ""  # set for silences created at run time (control API), so they can be deleted
 
     def matches(self, stream: str, tags: Mapping[str, str], ts: float) -> bool:
         if not self.starts_at <= ts < self.ends_at:
@@ -40,6 +41,7 @@ class Silence:
                 starts_at=float(doc.get("starts_at", 0.0)),
                 ends_at=float(doc.get("ends_at", float("inf"))),
                 comment=str(doc.get("comment", "")),
+                id=str(doc.get("id", "")),
             )
         except (TypeError, ValueError) as exc:
             raise SettingsError(
@@ -59,6 +61,14 @@ class SilenceSet:
 
     def match(self, stream: str, tags: Mapping[str, str], ts: float) -> Silence | None:
         return next((s for s in self.silences if s.matches(stream, tags, ts)), None)
+
+    def remove(self, silence_id: str) -> Silence | None:
+        """Delete the silence with this id; returns it, or None if there is none."""
+        for s in self.silences:
+            if silence_id and s.id == silence_id:
+                self.silences.remove(s)
+                return s
+        return None
 
     def prune(self, ts: float) -> None:
         self.silences = [s for s in self.silences if s.ends_at > ts]
