@@ -39,9 +39,8 @@ async def find_incident(settings: Settings, incident_id: str,
     await consumer.start()
     found: tuple[str, str] | None = None
     try:
+        await consumer.topics()  # fetches the cluster metadata, partitions included
         parts = consumer.partitions_for_topic(topic)
-        if not parts:
-            parts = await _partitions(consumer, topic)
         tps = [TopicPartition(topic, p) for p in sorted(parts or ())]
         if not tps:
             return None
@@ -65,11 +64,6 @@ async def find_incident(settings: Settings, incident_id: str,
     finally:
         await consumer.stop()
     return found
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()  # first use: metadata not fetched yet
-    return consumer.partitions_for_topic(topic) or set()
 
 
 def _match(value: bytes | None, incident_id: str) -> tuple[str, str] | None:
