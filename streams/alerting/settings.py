@@ -3,7 +3,11 @@
 Loaded with :func:`streams.settings.load_dataclass` from ``PYNOMALY_*`` variables and the
 TOML ``[alerting]`` table (``[[alerting.routes]]`` and ``[[alerting.silences]]`` are
 arrays of tables). A sink is enabled when its URL or key is set. URLs, keys and secrets
-are :class:`~streams.settings.Secret`: their repr never shows the value.
+are :class:`~streams.settings.Secret`: their repr never shows the value, and so is
+``control_token`` (``PYNOMALY_CONTROL_TOKEN``), the bearer token of the control endpoints
+(:mod:`streams.alerting.control`). ``false_positive_strict_*`` bound how much stricter
+false-positive feedback makes a stream's threshold, and for how long
+(:class:`~streams.alerting.feedback.Strictness`). See docs/alerting.md.
 """
 
 from __future__ import annotations
