@@ -1,6 +1,8 @@
-"""Secrets never leave the process; the web server binds loopback and takes no commands.
+"""Secrets never leave the process; the web server binds loopback; control needs the token.
 
-There are no control endpoints yet (so no bearer token to check): every POST is refused.
+With PYNOMALY_CONTROL_TOKEN set, the control endpoints answer 401 without the bearer token
+or with a wrong one and work with it; /metrics and the health endpoints stay open; every
+other path refuses a POST.
 
 A worker runs at debug log level with a SASL password, a checkpoint HMAC key, a Slack
 webhook URL (its path is the secret) and a webhook signing secret, and is fed valid,
@@ -26,7 +28,9 @@ SASL_PASSWORD = "sasl-pw-Q7r2VxK9"
 HMAC_KEY = "hmac-key-4mB8wZ1p"
 SLACK_SECRET = "/services/T0SECRET/B0SECRET/S3cr3tT0k3nXXXXXXXXXXXX"
 WEBHOOK_SECRET = "hook-secret-Lp0Rt5"
-SECRETS = [SASL_PASSWORD, HMAC_KEY, SLACK_SECRET, "S3cr3tT0k3n", WEBHOOK_SECRET]
+CONTROL_TOKEN = "ctl-token-Zx81Qm3v"
+SECRETS = [SASL_PASSWORD, HMAC_KEY, SLACK_SECRET, "S3cr3tT0k3n", WEBHOOK_SECRET, CONTROL_TOKEN]
+CONTROL = ("/incidents", "/silences", "/feedback")  # streams/alerting/control.py
 
 
 def listen_addresses(port: int) -> set[str]:
@@ -49,7 +53,7 @@ def test_secrets_stay_out_and_the_web_server_takes_no_commands(kafka_bootstrap, 
            # nothing listens on port 9: every notification attempt fails and is logged
            "PYNOMALY_SLACK_WEBHOOK_URL": "http://127.0.0.1:9" + SLACK_SECRET,
            "PYNOMALY_WEBHOOK_URL": "http://127.0.0.1:9/hook?token=" + WEBHOOK_SECRET,
-           "PYNOMALY_WEBHOOK_SECRET": WEBHOOK_SECRET,
+           "PYNOMALY_WEBHOOK_SECRET": WEBHOOK_SECRET, "PYNOMALY_CONTROL_TOKEN": CONTROL_TOKEN,
            "PYNOMALY_QUIET_S": "5", "PYNOMALY_COOLDOWN_S": "0", "PYNOMALY_LATENESS_S": "0",
            "PYNOMALY_MAX_ATTEMPTS": "2", "PYNOMALY_DEADLINE_S": "3"}
     worker = start_worker(env)
@@ -78,17 +82,17 @@ def test_secrets_stay_out_and_the_web_server_takes_no_commands(kafka_bootstrap, 
     leaks = [(where, s) for where, text in places.items() for s in SECRETS if s in text]
     report("secrets", log_bytes=len(log), pages=len(pages), output_records=len(outputs), leaks=len(leaks))
     assert not leaks, leaks
-    listen, statuses = surface
-    report("web-surface", listen=sorted(listen), post_statuses=statuses)
+    listen, anonymous, wrong, right, open_get = surface
+    report("web-surface", listen=sorted(listen), anonymous_post=anonymous, wrong_token=wrong,
+           right_token=right, open_get=open_get)
     # 0100007F is 127.0.0.1 in /proc/net/tcp's little-endian hex; 00000000 would be 0.0.0.0
     assert listen == {"0100007F"}, listen
-    # no endpoint changes state: every POST is refused (404 unknown / 405 read-only)
-    assert all(code in (404, 405) for code in statuses.values()), statuses
-    assert "pynomaly_events_deadlettered_total" in pages["/metrics"]
-    assert "DEBUG" in log  # the harshest level was really on
-    assert any(orjson.loads(v).get("sink") for v in outputs if v.startswith(b"{")) or \
-        "slack" in log.lower(), "no notification was attempted, so the URLs were never exercised"
-
+    assert all(anonymous[p] == 401 for p in CONTROL), anonymous
+    assert all(code == 401 for code in wrong.values()), wrong
+    assert right == {"GET /incidents": 200, "POST /silences": 201}, right
+    assert all(code == 200 for code in open_get.values()), open_get
+    # no other path changes state: a POST is refused (404 unknown / 405 read-only)
+    assert all(code in (404, 405) for p, code in anonymous.items() if p not in CONTROL), anonymous
 
 def fetch(port: int, path: str, method: str = "GET") -> str:
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, data=None)
@@ -99,17 +103,30 @@ def fetch(port: int, path: str, method: str = "GET") -> str:
         return f"HTTP {exc.code} " + exc.read().decode("utf-8", "replace")
 
 
-def post_status(port: int, path: str) -> int:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST", data=b"{}")
+def status(port: int, path: str, method: str = "GET", token: str | None = None,
+           body: bytes | None = None) -> int:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, headers=headers,
+                                 data=body if body is not None else (b"{}" if method == "POST" else None))
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 (loopback test server)
             return resp.status
     except urllib.error.HTTPError as exc:
         return exc.code
 
 
-def web_surface(port: int) -> tuple[set[str], dict[str, int]]:
-    """(listening addresses of the web port, status of a POST to each known path)."""
+def web_surface(port: int) -> tuple[set[str], dict[str, int], dict[str, int], dict[str, int],
+                                     dict[str, int]]:
+    """Listening addresses of the web port, and what each kind of caller gets."""
     paths = ("/", "/metrics", "/healthz", "/readyz", "/router/", "/table/", "/assignment/",
-             "/signal/", "/control/pause", "/silences")
-    return listen_addresses(port), {path: post_status(port, path) for path in paths}
+             "/signal/", *CONTROL)
+    anonymous = {p: status(port, p, "POST") for p in paths}
+    wrong = {f"{m} {p}": status(port, p, m, token="not-the-token") for m, p in
+             (("GET", "/incidents"), ("GET", "/silences"), ("POST", "/silences"), ("POST", "/feedback"))}
+    silence = orjson.dumps({"stream": "secure.*", "duration_s": 60, "comment": "fault suite"})
+    right = {"GET /incidents": status(port, "/incidents", token=CONTROL_TOKEN),
+             "POST /silences": status(port, "/silences", "POST", CONTROL_TOKEN, silence)}
+    open_get = {p: status(port, p) for p in ("/metrics", "/healthz")}
+    return listen_addresses(port), anonymous, wrong, right, open_get
