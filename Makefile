@@ -25,6 +25,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy streams detectors sinks
 
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run --json bench.json
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m benchmarks.run --quick
+
 dashboards: $(STAMP)
 	$(BIN)/python -m dashboards.render
 

@@ -105,8 +105,7 @@ def connect_checkpoints(app: faust.App, settings: Settings, store: CheckpointSto
         return {tp.partition for tp in tps if tp.topic == settings.topic_events}
 
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
-        async with store.batch_lock:
-            await store.checkpoint(events_partitions(revoked))
+        await store.checkpoint(events_partitions(revoked))
 
     async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         now = events_partitions(assigned)

@@ -116,38 +116,56 @@ class CheckpointStore:
         """Checkpoint if the cadence is due; called between batches and by a timer when idle."""
         if self.clock() - self._last < self.settings.checkpoint_interval_s:
             return 0
-        async with self.batch_lock:
-            return await self.checkpoint()
+        return await self.checkpoint()
 
     async def checkpoint(self, partitions: Iterable[int] | None = None) -> int:
-        """Write the state of every dirty stream (of ``partitions``, if given)."""
+        """Write the state of every dirty stream (of ``partitions``, if given).
+
+        Only the snapshot is taken under the batch lock (so it never covers events whose
+        outputs are unacknowledged); the writes are awaited outside it, so scoring goes on
+        meanwhile. A stream's checkpoints go to one partition in order: a later snapshot
+        cannot be overtaken by an earlier one.
+        """
         self._last = self.clock()
-        if not self.scorer.dirty:
+        started = time.perf_counter()
+        async with self.batch_lock:
+            snapshot = self._snapshot(partitions)
+        if not snapshot:
             return 0
         if self._producer is None:
             await self.start()
         producer = self._producer
         assert producer is not None
+        try:
+            pending = [
+                await producer.send(self.topic, blob, key=stream.encode(), partition=partition)
+                for stream, partition, blob in snapshot
+            ]
+            await asyncio.gather(*pending)
+        except Exception:
+            self.scorer.dirty.update(stream for stream, _, _ in snapshot)  # retried next time
+            self.metrics.checkpoint_writes.labels("error").inc(len(snapshot))
+            raise
+        self.metrics.checkpoint_writes.labels("ok").inc(len(snapshot))
+        self.metrics.checkpoint_duration.observe(time.perf_counter() - started)
+        return len(snapshot)
+
+    def _snapshot(self, partitions: Iterable[int] | None) -> list[tuple[str, int, bytes]]:
+        """Signed state of the dirty streams; clears their dirty marks."""
         wanted = None if partitions is None else set(partitions)
-        started = time.perf_counter()
-        pending = []
-        written = []
-        for stream in list(self.scorer.dirty):
-            partition, offset = self.scorer.owner[stream]
+        scorer = self.scorer
+        out = []
+        for stream in list(scorer.dirty):
+            partition, offset = scorer.owner[stream]
             if wanted is not None and partition not in wanted:
                 continue
-            pipeline = self.scorer.pipelines.get(stream)
+            scorer.dirty.discard(stream)
+            pipeline = scorer.pipelines.get(stream)
             if pipeline is None:
                 continue
             blob = sign(pickle.dumps((offset, pipeline), protocol=pickle.HIGHEST_PROTOCOL), self.key)
-            pending.append(await producer.send(self.topic, blob, key=stream.encode(), partition=partition))
-            written.append(stream)
-        if pending:
-            await asyncio.gather(*pending)
-        self.scorer.dirty.difference_update(written)
-        self.metrics.checkpoint_writes.labels("ok").inc(len(written))
-        self.metrics.checkpoint_duration.observe(time.perf_counter() - started)
-        return len(written)
+            out.append((stream, partition, blob))
+        return out
 
     async def ensure_restored(self, partitions: Iterable[int]) -> None:
         for p in partitions:

@@ -53,7 +53,9 @@ class Settings:
     topic_deadletter: str = _doc("invalid input with reasons", default="pynomaly.deadletter")
     topic_alerts: str = _doc("incident transitions (audit log of alerts)", default="pynomaly.alerts")
     topic_feedback: str = _doc("user feedback on incidents", default="pynomaly.feedback")
-    topic_state: str = _doc("compacted topic of per-stream detector checkpoints", default="pynomaly.state")
+    topic_state: str = _doc(
+        "compacted topic of per-stream detector checkpoints (default: APP_ID.state)", default=""
+    )
     checkpoint_interval_s: float = _doc("how often changed stream state is checkpointed, seconds", default=5.0)
     state_hmac_key: Secret = _doc(
         "key that signs checkpoints (secret); without it checkpoints are off, except on the dev broker",
@@ -74,7 +76,7 @@ class Settings:
     heartbeat_interval_s: float = _doc("consumer group heartbeat interval, seconds", default=3.0)
     # 0.1 s: a killed worker's replacement re-scores what was processed since the last
     # commit; at 1 s that was 10-27% of a 20k-event burst (tests/faults), at 0.1 s ~0%.
-    commit_interval_s: float = _doc("how often processed offsets are committed, seconds", default=0.1)
+    commit_interval_s: float = _doc("how often processed offsets are committed, seconds", default=0.5)
     detector: str = _doc("default detector name (see `pynomaly detectors`)", default="rarity_likelihood")
     threshold: float = _doc("score in [0, 1] at or above which an event is anomalous", default=0.999)
     warmup_events: int = _doc("events a new stream learns from before it can alert", default=50)
@@ -92,6 +94,9 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        if not self.topic_state:
+            # Per app: another app's checkpoints (another key) would only be rejected.
+            object.__setattr__(self, "topic_state", f"{self.app_id}.state")
         _check(self.topic_partitions >= 1, "topic_partitions", "an integer >= 1")
         _check(self.topic_replication >= 1, "topic_replication", "an integer >= 1")
         _check(0 < self.web_port < 65536, "web_port", "a TCP port between 1 and 65535")

@@ -59,3 +59,13 @@ def test_keyless_events_are_forwarded_not_scored():
     out = bs.run([rec(0, {"stream": "s", "value": 1.0}, key=b"")])
     assert not out.scores and len(out.forwards) == 1
     assert out.forwards[0][0] == b"s"
+
+
+def test_every_event_of_an_array_record_is_scored_once():
+    bs, _ = make()
+    value = orjson.dumps([{"stream": "a", "value": float(i)} for i in range(5)])
+    out = bs.run([RawRecord(b"a", value, 1_000, "t", 0, 7)])
+    assert [orjson.loads(v)["source"]["index"] for _, v in out.scores] == [0, 1, 2, 3, 4]
+    # A replay of the same record (same offset) is already covered; the next one is not.
+    assert bs.run([RawRecord(b"a", value, 1_000, "t", 0, 7)]).scores == []
+    assert len(bs.run([RawRecord(b"a", value, 1_000, "t", 0, 8)]).scores) == 5
