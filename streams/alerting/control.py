@@ -78,6 +78,10 @@ class ControlAPI:
                 return await self.feedback(_json(body))
         except BadRequest as exc:
             return 400, {"error": "bad_request", "message": str(exc)}
+        except Exception as exc:  # Kafka unreachable or slow: say so, do not crash the view
+            log.warning("control %s /%s failed: %s", method, route, type(exc).__name__)
+            return 503, {"error": "unavailable", "message": f"{type(exc).__name__} talking to Kafka; "
+                         "nothing was changed unless GET /silences shows it; retry"}
         return 405, {"error": "method_not_allowed", "message": f"{method} is not supported here"}
 
     def _silences(self) -> list[dict[str, Any]]:

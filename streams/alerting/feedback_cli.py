@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from streams.errors import PynomalyError
 from streams.kafka_auth import aiokafka_auth_kwargs
@@ -36,9 +37,9 @@ async def find_incident(settings: Settings, incident_id: str,
     topic = settings.topic_alerts
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
                                 **aiokafka_auth_kwargs(settings))
-    await consumer.start()
     found: tuple[str, str] | None = None
     try:
+        await consumer.start()
         await consumer.topics()  # fetches the cluster metadata, partitions included
         parts = consumer.partitions_for_topic(topic)
         tps = [TopicPartition(topic, p) for p in sorted(parts or ())]
@@ -94,8 +95,8 @@ async def publish_feedback(settings: Settings, record: dict[str, Any]) -> None:
     """Send one record to the feedback topic, keyed by stream; returns once acknowledged."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
                                 **aiokafka_auth_kwargs(settings))
-    await producer.start()
     try:
+        await producer.start()
         await producer.send_and_wait(settings.topic_feedback, orjson.dumps(record),
                                      key=str(record.get("stream") or record["incident_id"]).encode())
     finally:
@@ -124,7 +125,16 @@ async def send_feedback(settings: Settings, incident_id: str, label: str, stream
 def run_feedback(settings: Settings, incident_id: str, label: str, stream: str | None = None,
                  by: str = "", comment: str = "") -> int:
     """The CLI entry point: prints what was sent; errors raise FeedbackError (exit 2)."""
-    record = asyncio.run(send_feedback(settings, incident_id, label, stream, by, comment))
+    if stream is not None and not stream.strip():
+        raise FeedbackError("--stream is empty: give the incident's stream name, or leave it out")
+    try:
+        record = asyncio.run(send_feedback(settings, incident_id, label, stream, by, comment))
+    except KafkaError as exc:
+        err = FeedbackError(f"cannot talk to Kafka at {settings.kafka_bootstrap} "
+                            f"({type(exc).__name__}); check --bootstrap / PYNOMALY_KAFKA_BOOTSTRAP "
+                            "and that the broker is up, then retry")
+        err.retriable = True
+        raise err from None
     print(f"pynomaly: sent {label} feedback on {incident_id} (stream {record['stream']}) to "
           f"{settings.topic_feedback}")
     return 0

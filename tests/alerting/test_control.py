@@ -168,3 +168,21 @@ async def test_bad_feedback_is_refused(server, body, status, needle):
     got, answer = await call(srv, "POST", "/feedback", body)
     assert got == status and needle in answer["message"]
     assert published == []
+
+
+async def test_kafka_failures_are_a_503_not_a_crash():
+    from aiokafka.errors import KafkaConnectionError
+
+    eng = AlertEngine(Timings(quiet_s=60, cooldown_s=0, lateness_s=0))
+
+    async def down(topic: str, key: bytes | None, value: bytes) -> None:
+        raise KafkaConnectionError("no broker")
+
+    srv = Server(ControlAPI(eng, "a", "f", down, TOKEN, clock=lambda: T0))
+    await srv.start()
+    try:
+        status, body = await call(srv, "POST", "/feedback", {"kind": "ack", "incident_id": "i",
+                                                              "stream": "s"})
+        assert status == 503 and "retry" in body["message"]
+    finally:
+        await srv.runner.cleanup()
