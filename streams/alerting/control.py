@@ -28,7 +28,7 @@ import faust
 import orjson
 from faust import web
 
-from streams.alerting.engine import AlertEngine
+from streams.alerting.engine import AlertEngine, silence_doc
 from streams.alerting.feedback import parse_feedback
 from streams.alerting.feedback_cli import LABELS
 from streams.alerting.records import InvalidRecord
@@ -69,7 +69,7 @@ class ControlAPI:
             if route == "incidents" and method == "GET":
                 return 200, [incident_doc(i) for i in self.engine.open_incidents()]
             if route == "silences" and method == "GET":
-                return 200, [s for s in self._silences()]
+                return 200, self._silences()
             if route == "silences" and method == "POST":
                 return await self.create_silence(_json(body))
             if route == "silence" and method == "DELETE":
@@ -85,8 +85,6 @@ class ControlAPI:
         return 405, {"error": "method_not_allowed", "message": f"{method} is not supported here"}
 
     def _silences(self) -> list[dict[str, Any]]:
-        from streams.alerting.engine import silence_doc
-
         return [silence_doc(s) for s in self.engine.silences.silences]
 
     async def create_silence(self, doc: Any) -> Reply:
