@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -25,7 +26,11 @@ from tests.deploy.support import COMPOSE_FILE, K8S, ROOT
 from tests.deploy.test_dockerfile import healthcheck_argv, instructions, stages
 from tests.support.kafka import topic_env, unique
 
-RO_ROOT = "mount --bind / / && mount -o remount,bind,ro / && mount -t tmpfs -o size=256m tmpfs /tmp"
+# The writable tmpfs stands in for the pod's emptyDir. It is mounted on a directory made
+# for the test rather than on /tmp, which may hold this very checkout (CI clones into mktemp -d).
+WRITABLE = tempfile.mkdtemp(prefix="pynomaly-ro-", dir="/var/tmp")
+RO_ROOT = (f"mount --bind / / && mount -o remount,bind,ro / && "
+           f"mount -t tmpfs -o size=256m tmpfs {WRITABLE}")
 
 
 def can_make_read_only_root() -> bool:
@@ -72,7 +77,8 @@ def test_worker_runs_on_a_read_only_root(kafka_bootstrap: str, tmp_path: Path) -
         "PYNOMALY_DEV_BROKER": "true",
         "PYNOMALY_WEB_HOST": "0.0.0.0",
         "PYNOMALY_WEB_PORT": str(port),
-        "PYNOMALY_DATA_DIR": "/tmp/pynomaly-data",  # the emptyDir's stand-in
+        "PYNOMALY_DATA_DIR": f"{WRITABLE}/pynomaly-data",  # the emptyDir's stand-in
+        "TMPDIR": WRITABLE,
         "PYNOMALY_STATE_HMAC_KEY": "read-only-root-test-key",
         **topic_env(unique("ro"), partitions=2),
     }
