@@ -43,10 +43,13 @@ def report(name: str, **figures: Any) -> None:
 class Load:
     """A confluent-kafka producer that remembers the (partition, offset) of every delivery."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str,
+                 mark: Callable[[bytes], bool] | None = None) -> None:
         self.topic = topic
         self.p = producer(bootstrap, **{"message.max.bytes": 2_000_000})
         self.delivered: set[Offset] = set()
+        self.mark = mark
+        self.marked: set[Offset] = set()  # delivered offsets whose value ``mark`` matched
         self.errors: list[str] = []
         self._lock = threading.Lock()
 
@@ -56,6 +59,8 @@ class Load:
                 self.errors.append(str(err))
             else:
                 self.delivered.add((msg.partition(), msg.offset()))
+                if self.mark is not None and self.mark(msg.value() or b""):
+                    self.marked.add((msg.partition(), msg.offset()))
 
     def send(self, key: bytes | str | None, value: bytes) -> None:
         while True:

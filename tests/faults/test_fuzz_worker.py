@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 
+import orjson
 import pytest
 
 from tests.faults import fuzzgen
@@ -26,9 +27,13 @@ def test_fuzzed_records_are_scored_or_deadlettered(kafka_bootstrap, app_env, sta
     worker = start_worker(app_env)
     pid = worker.proc.pid
     rss_start = rss_kib(pid)
-    scores = Tail(kafka_bootstrap, app_env["PYNOMALY_TOPIC_SCORES"]).start()
+    scores = Tail(kafka_bootstrap, app_env["PYNOMALY_TOPIC_SCORES"])
+    scores.keep_values = True
+    scores.start()
     dead = Tail(kafka_bootstrap, app_env["PYNOMALY_TOPIC_DEADLETTER"]).start()
-    load = Load(kafka_bootstrap, app_env["PYNOMALY_TOPIC_EVENTS"])
+    # A valid forged _origin makes the scored record name the forged source instead of
+    # the record's own offset (docs/security.md): those records are accounted separately.
+    load = Load(kafka_bootstrap, app_env["PYNOMALY_TOPIC_EVENTS"], mark=lambda v: b'"_origin"' in v)
     rng = random.Random(11)
     rss_peak = rss_start
     try:
@@ -39,7 +44,7 @@ def test_fuzzed_records_are_scored_or_deadlettered(kafka_bootstrap, app_env, sta
         load.flush()
         assert len(load.delivered) == n
         for _ in range(300):
-            if load.delivered <= set(scores.sources) | set(dead.sources):
+            if load.delivered - load.marked <= set(scores.sources) | set(dead.sources):
                 break
             rss_peak = max(rss_peak, rss_kib(pid))
             time.sleep(0.2)
@@ -50,11 +55,16 @@ def test_fuzzed_records_are_scored_or_deadlettered(kafka_bootstrap, app_env, sta
         dead.stop()
     covered = set(scores.sources) | set(dead.sources)
     missing = load.delivered - covered
+    topic = app_env["PYNOMALY_TOPIC_EVENTS"]
+    forged = sum(orjson.loads(v)["source"]["topic"] != topic for v in scores.values)
     report("fuzz-worker", records=n, scored=scores.count, deadlettered=dead.count,
            rss_start_mib=rss_start // 1024, rss_peak_mib=rss_peak // 1024,
-           rss_end_mib=rss_end // 1024)
+           rss_end_mib=rss_end // 1024, forged_origin_records=len(load.marked),
+           scored_under_forged_source=forged)
     assert worker.proc.poll() is None, f"the worker died:\n{worker.log()[-3000:]}"
-    assert not missing, f"{len(missing)} fuzzed records vanished, e.g. {sorted(missing)[:5]}"
+    assert missing <= load.marked, f"{len(missing - load.marked)} fuzzed records vanished, " \
+        f"e.g. {sorted(missing - load.marked)[:5]}"
+    assert len(missing) <= forged, "a forged-origin record was neither scored nor dead-lettered"
     assert rss_peak < RSS_LIMIT_KIB, f"RSS peaked at {rss_peak // 1024} MiB"
     assert metric(text, "pynomaly_events_deadlettered_total", 'reason="not_json"') > 0
     assert metric(text, "pynomaly_events_deadlettered_total", 'reason="oversized"') > 0
