@@ -155,6 +155,11 @@ def _event(
                             None if origin.get("index") is None else int(origin["index"]))
         except (TypeError, KeyError, ValueError):
             raise _Invalid("bad_origin", "'_origin' must hold topic, partition and offset") from None
+        # Out-of-range integers would make encoding the scored record raise (orjson: 64 bit).
+        if not (0 <= source.partition < 2**31 and 0 <= source.offset < 2**63
+                and (source.index is None or 0 <= source.index < 2**31)):
+            raise _Invalid("bad_origin", "'_origin' partition, offset and index must be non-negative "
+                           "integers (32, 64 and 32 bit)")
     return Event(stream, ts, features, multivariate, tags, source, forward=(key != stream))
 
 
