@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-unit lint bench bench-quick dashboards dashboards-check clean
+.PHONY: demo test test-faults test-unit lint bench bench-quick dashboards dashboards-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ demo: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/pytest
+
+# The fault and abuse suite (kill -9, broker stall, sink outage, fuzz, key explosion): ~6 min.
+test-faults: $(STAMP)
+	$(BIN)/pytest -m faults tests/faults -s
 
 test-unit: $(STAMP)
 	$(BIN)/pytest -m "not integration"

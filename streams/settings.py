@@ -69,14 +69,14 @@ class Settings:
     log_level: str = _doc("debug, info, warning or error", default="info")
     max_record_bytes: int = _doc("larger input records are dead-lettered", default=1_000_000)
     max_events_per_record: int = _doc("largest JSON array of events in one record", default=10_000)
-    batch_max_events: int = _doc("events taken from the stream per scoring batch", default=2000)
+    batch_max_events: int = _doc("events taken from the stream per scoring batch", default=1000)
     batch_within_s: float = _doc("longest wait to fill a scoring batch, seconds", default=0.02)
     producer_linger_ms: int = _doc("producer linger; batches output records", default=5)
     session_timeout_s: float = _doc("consumer group session timeout, seconds", default=30.0)
     heartbeat_interval_s: float = _doc("consumer group heartbeat interval, seconds", default=3.0)
     # 0.1 s: a killed worker's replacement re-scores what was processed since the last
     # commit; at 1 s that was 10-27% of a 20k-event burst (tests/faults), at 0.1 s ~0%.
-    commit_interval_s: float = _doc("how often processed offsets are committed, seconds", default=0.5)
+    commit_interval_s: float = _doc("how often processed offsets are committed, seconds", default=0.1)
     detector: str = _doc("default detector name (see `pynomaly detectors`)", default="rarity_likelihood")
     threshold: float = _doc("score in [0, 1] at or above which an event is anomalous", default=0.999)
     warmup_events: int = _doc("events a new stream learns from before it can alert", default=50)
