@@ -152,7 +152,13 @@ class Delivery:
                 if not err.retriable:
                     log.warning("%s: giving up on %s: %s", name, n.incident_id, err.message)
                     return Outcome(name, False, attempt, err)
-                wait = self.backoff(attempt, err.retry_after)
+                if isinstance(err, CircuitOpenError):
+                    # Waiting out an open circuit is not an attempt: only the deadline bounds it,
+                    # so an outage longer than the attempts' backoff still delivers afterwards.
+                    attempt -= 1
+                    wait = max(self.backoff(1, None), self.breaker.reopens_in())
+                else:
+                    wait = self.backoff(attempt, err.retry_after)
                 spent = self.clock() - start
                 if attempt >= self.policy.max_attempts or spent + wait > self.policy.deadline_s:
                     log.warning("%s: %s not delivered after %d attempts: %s", name,
