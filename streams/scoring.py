@@ -7,6 +7,7 @@ batches to the producer instead of awaiting per event.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
@@ -23,6 +24,8 @@ from streams.codec import (
 )
 from streams.metrics import Metrics
 from streams.settings import Settings
+
+log = logging.getLogger(__name__)
 
 PipelineFactory = Callable[[str, Mapping[str, str] | None], StreamPipeline]
 Output = tuple[bytes | None, bytes]  # (key, value)
@@ -61,6 +64,10 @@ class StreamScorer:
         # stream -> (events partition, offset of the last event it learned): for checkpoints
         self.owner: dict[str, tuple[int, int]] = {}
         self.dirty: set[str] = set()  # changed since their last checkpoint
+
+    def reset(self, event: Event) -> StreamPipeline:
+        p = self.pipelines[event.stream] = self.factory(event.stream, event.tags)
+        return p
 
     def restore(self, stream: str, pipeline: StreamPipeline, partition: int, offset: int) -> None:
         self.pipelines[stream] = pipeline
@@ -138,7 +145,14 @@ class BatchScorer:
                 if scorer.already_learned(item.stream, rec.offset):
                     m.events_replayed.inc()
                     continue
-                verdict = pipeline(item).process(item.features, item.ts)
+                try:
+                    verdict = pipeline(item).process(item.features, item.ts)
+                except Exception:
+                    # A detector bug or an incompatible restored state must not fail the batch
+                    # (and every retry of it): the stream starts over with a fresh pipeline.
+                    log.exception("stream %r: its detector failed; starting it over", item.stream)
+                    m.errors.labels(component="score").inc()
+                    verdict = scorer.reset(item).process(item.features, item.ts)
                 if learned_here is None:
                     learned_here = [item.stream]
                 else:

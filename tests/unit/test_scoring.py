@@ -69,3 +69,24 @@ def test_every_event_of_an_array_record_is_scored_once():
     # A replay of the same record (same offset) is already covered; the next one is not.
     assert bs.run([RawRecord(b"a", value, 1_000, "t", 0, 7)]).scores == []
     assert len(bs.run([RawRecord(b"a", value, 1_000, "t", 0, 8)]).scores) == 5
+
+
+def test_a_failing_detector_restarts_its_stream_instead_of_failing_the_batch():
+    bs, registry = make()
+    bs.run([rec(0, {"stream": "s", "ts": 0, "value": 1.0})])
+
+    class Broken:
+        name = "broken"
+        warming_up = False
+
+        def score_one(self, x):
+            raise RuntimeError("boom")
+
+        def learn_one(self, x):
+            raise RuntimeError("boom")
+
+    bs.scorer.pipelines["s"].detector = Broken()
+    out = bs.run([rec(1, {"stream": "s", "ts": 1, "value": 2.0}), rec(2, {"stream": "t", "ts": 1, "value": 2.0})])
+    assert len(out.scores) == 2
+    assert orjson.loads(out.scores[0][1])["warming_up"]  # the fresh pipeline re-warms
+    assert registry.get_sample_value("pynomaly_errors_total", {"component": "score"}) == 1
