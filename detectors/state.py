@@ -47,16 +47,14 @@ def _tag(key: bytes, payload: bytes) -> bytes:
     return hmac.new(key, MAGIC + payload, hashlib.sha256).digest()
 
 
-def dumps_state(pipeline: StreamPipeline, key: bytes) -> bytes:
-    """Serialise and sign ``pipeline`` (executors and pending refits are not included)."""
+def sign_payload(payload: bytes, key: bytes) -> bytes:
+    """``MAGIC | tag | payload``: the signed form every checkpoint uses."""
     _check_key(key)
-    payload = pickle.dumps(pipeline, protocol=pickle.HIGHEST_PROTOCOL)
     return MAGIC + _tag(key, payload) + payload
 
 
-def loads_state(blob: bytes, key: bytes, executor: Executor | None = None,
-                clock: Callable[[], float] | None = None) -> StreamPipeline:
-    """Verify then restore a pipeline; its version increments (a restore is a new model)."""
+def verify_payload(blob: bytes, key: bytes) -> bytes:
+    """The payload of a signed blob; StateSignatureError before anything is unpickled."""
     _check_key(key)
     if not isinstance(blob, bytes | bytearray) or not blob.startswith(MAGIC) \
             or len(blob) < len(MAGIC) + _TAG:
@@ -67,7 +65,18 @@ def loads_state(blob: bytes, key: bytes, executor: Executor | None = None,
     if not hmac.compare_digest(tag, _tag(key, payload)):
         raise StateSignatureError("pipeline state signature mismatch: tampered, or signed "
                                   "with a different key; refusing to unpickle it")
-    pipeline = pickle.loads(payload)
+    return payload
+
+
+def dumps_state(pipeline: StreamPipeline, key: bytes) -> bytes:
+    """Serialise and sign ``pipeline`` (executors and pending refits are not included)."""
+    return sign_payload(pickle.dumps(pipeline, protocol=pickle.HIGHEST_PROTOCOL), key)
+
+
+def loads_state(blob: bytes, key: bytes, executor: Executor | None = None,
+                clock: Callable[[], float] | None = None) -> StreamPipeline:
+    """Verify then restore a pipeline; its version increments (a restore is a new model)."""
+    pipeline = pickle.loads(verify_payload(blob, key))  # noqa: S301 (verified first)
     if not isinstance(pipeline, StreamPipeline):
         raise StateSignatureError(f"signed state holds a {type(pipeline).__name__}, "
                                   "not a StreamPipeline")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import logging
 import pickle
 import time
@@ -24,6 +23,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from detectors.state import MAGIC, StateSignatureError, sign_payload, verify_payload
 from streams.kafka_auth import aiokafka_auth_kwargs
 from streams.metrics import Metrics
 from streams.scoring import StreamScorer
@@ -31,30 +31,11 @@ from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"PYN1"
-DIGEST = 32
-
-
-class CheckpointSignatureError(Exception):
-    """A checkpoint's signature does not match: tampered, unsigned or another key."""
-
-    retriable = False
-
-
-def sign(payload: bytes, key: bytes) -> bytes:
-    return MAGIC + hmac.new(key, payload, hashlib.sha256).digest() + payload
-
-
-def verify(blob: bytes, key: bytes) -> bytes:
-    if not blob.startswith(MAGIC) or len(blob) < len(MAGIC) + DIGEST:
-        raise CheckpointSignatureError("checkpoint is not signed by pynomaly")
-    mac = blob[len(MAGIC): len(MAGIC) + DIGEST]
-    payload = blob[len(MAGIC) + DIGEST:]
-    if not hmac.compare_digest(mac, hmac.new(key, payload, hashlib.sha256).digest()):
-        raise CheckpointSignatureError(
-            "checkpoint signature mismatch: tampered, or written with another PYNOMALY_STATE_HMAC_KEY"
-        )
-    return payload
+# One signed format for all state, shared with detectors.state (MAGIC | HMAC tag | pickle).
+CheckpointSignatureError = StateSignatureError
+sign = sign_payload
+verify = verify_payload
+__all__ = ["MAGIC", "CheckpointSignatureError", "CheckpointStore", "sign", "state_key", "verify"]
 
 
 def state_key(settings: Settings) -> bytes | None:

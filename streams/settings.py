@@ -106,6 +106,8 @@ class Settings:
         _check(self.batch_within_s > 0, "batch_within_s", "a number of seconds > 0")
         _check(self.warmup_events >= 0, "warmup_events", "an integer >= 0")
         _check(self.checkpoint_interval_s > 0, "checkpoint_interval_s", "a number of seconds > 0")
+        _check(not self.state_hmac_key or len(self.state_hmac_key) >= 16, "state_hmac_key",
+               "a secret of at least 16 characters (a long random value)")
         _check(
             self.log_level.lower() in {"debug", "info", "warning", "error"},
             "log_level",
