@@ -124,11 +124,19 @@ def install_batch_drain(app: faust.App, topic: str, handle: BatchHandler, max_ba
 
     Replaces the consumer's ``_drain_messages`` (run by Faust's Fetcher) when the consumer
     is created; the loop mirrors Faust's own (read offsets, gaps, commit_every, stop
-    flags) but calls ``handle`` once per batch and acks the batch's messages afterwards.
+    flags) but calls each topic's handler once per batch and acks the batch's messages
+    afterwards. Several topics may be registered (scoring, incidents); others keep
+    Faust's ordinary per-message path.
     """
+    handlers: dict[str, BatchHandler] | None = getattr(app, "_pynomaly_batch_handlers", None)
+    if handlers is not None:
+        handlers[topic] = handle
+        return
+    handlers = {topic: handle}
+    app._pynomaly_batch_handlers = handlers  # type: ignore[attr-defined]
 
     def patch(consumer: Any) -> Any:
-        consumer._drain_messages = _batch_drain(consumer, topic, handle, max_batch)
+        consumer._drain_messages = _batch_drain(consumer, handlers, max_batch)
         return consumer
 
     if app._consumer is not None:  # type: ignore[attr-defined]
@@ -138,7 +146,8 @@ def install_batch_drain(app: faust.App, topic: str, handle: BatchHandler, max_ba
     app._new_consumer = lambda: patch(new_consumer())  # type: ignore[attr-defined,method-assign]
 
 
-def _batch_drain(consumer: Any, topic: str, handle: BatchHandler, max_batch: int) -> Callable[[Any], Awaitable[None]]:
+def _batch_drain(consumer: Any, handlers: dict[str, BatchHandler],
+                 max_batch: int) -> Callable[[Any], Awaitable[None]]:
     async def drain(fetcher: Any) -> None:
         getmany = consumer.getmany
         callback = consumer.callback
@@ -160,7 +169,7 @@ def _batch_drain(consumer: Any, topic: str, handle: BatchHandler, max_batch: int
         _shorten_fetch_wait(consumer, FETCH_MAX_WAIT_MS)
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
-                batch: list[Any] = []
+                batches: dict[str, list[Any]] = {}
                 await asyncio.sleep(0)
                 if consumer.should_stop:
                     break
@@ -172,15 +181,17 @@ def _batch_drain(consumer: Any, topic: str, handle: BatchHandler, max_batch: int
                     if r_offset and offset - r_offset > 1 and acks_enabled_for(message.topic):
                         await consumer._add_gap(tp, r_offset + 1, offset)
                     read_offset[tp] = offset
-                    if message.topic == topic:
-                        batch.append(message)
+                    if message.topic in handlers:
+                        batches.setdefault(message.topic, []).append(message)
                     else:
                         await consumer.wait_first(callback(message), consumer.suspend_flow.wait())
-                for i in range(0, len(batch), max_batch):
-                    part = batch[i: i + max_batch]
-                    await handle(part)
-                    for message in part:
-                        ack(message)
+                for topic, batch in batches.items():
+                    handle = handlers[topic]
+                    for i in range(0, len(batch), max_batch):
+                        part = batch[i: i + max_batch]
+                        await handle(part)
+                        for message in part:
+                            ack(message)
                 if consumer._n_acked and (
                         (commit_every is not None and consumer._n_acked >= commit_every)
                         or time.monotonic() - last_commit >= commit_interval):

@@ -17,6 +17,7 @@ import asyncio
 import base64
 import collections
 import logging
+from collections.abc import Sequence
 from typing import Any, cast
 
 import faust
@@ -24,6 +25,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from sinks.delivery import Delivery
+from streams.agents import install_batch_drain
 from streams.alerting.control import register_control_views
 from streams.alerting.engine import AlertEngine
 from streams.alerting.factory import build_deliveries
@@ -109,39 +111,47 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
         return [(settings.topic_alerts, str(r.get("stream") or r.get("group_id")).encode(), orjson.dumps(r))
                 for r in recs]
 
+    async def handle_scored(messages: Sequence[Any]) -> None:
+        """One batch of scored records -> incident transitions, published before the batch
+        is acked; called from the consumer's batch drain (no per-message Faust overhead)."""
+        await store.ensure_restored({msg.partition for msg in messages})
+        out: list[tuple[str, bytes | None, bytes]] = []
+        for msg in messages:
+            try:
+                obs = parse_scored(orjson.loads(msg.value or b"null"))
+                if store.replayed(obs.stream, msg.partition, msg.offset):
+                    continue  # already in the restored state: applying it twice would double count
+                recs = engine.observe(obs, msg.partition)
+                if obs.is_anomaly or recs:
+                    store.touch(obs.stream, msg.offset)
+                for r in recs:
+                    if r["type"] == "incident" and r["stream"] != obs.stream:
+                        store.dirty.add(r["stream"])  # resolved by the watermark
+            except (orjson.JSONDecodeError, InvalidRecord) as exc:
+                reason = getattr(exc, "reason", "not_json")
+                metrics.errors.labels(component="incidents").inc()
+                out.append((settings.topic_deadletter, msg.key,
+                            deadletter(reason, str(exc)[:300], msg.value, msg)))
+                continue
+            except Exception as exc:  # a bug must not stop alerting for every other stream
+                log.exception("alerting: could not process a scored record")
+                metrics.errors.labels(component="incidents").inc()
+                out.append((settings.topic_deadletter, msg.key, deadletter(
+                    "alerting_error", f"{type(exc).__name__} while processing", msg.value, msg)))
+                continue
+            out += out_records(recs)
+        await publish(out)  # returns after the broker acknowledged: then offsets may commit
+        await store.flush()  # state covering this batch, after its alert records
+
+    install_batch_drain(app, settings.topic_scores, handle_scored, 1000)
+
     @app.agent(scores, name="incidents")
     async def incidents(stream: faust.StreamT[bytes]) -> None:
+        # Subscribes the topic; the batch drain delivers its messages to handle_scored.
+        # Any delivered the ordinary way are handled just the same.
         batches = cast(faust.Stream[bytes], stream).take_events
         async for batch in batches(1000, 0.05):
-            await store.ensure_restored({ev.message.partition for ev in batch})
-            out: list[tuple[str, bytes | None, bytes]] = []
-            for ev in batch:
-                msg = ev.message
-                try:
-                    obs = parse_scored(orjson.loads(msg.value or b"null"))
-                    if store.replayed(obs.stream, msg.partition, msg.offset):
-                        continue  # already in the restored state: applying it twice would double count
-                    recs = engine.observe(obs, msg.partition)
-                    if obs.is_anomaly or recs:
-                        store.touch(obs.stream, msg.offset)
-                    for r in recs:
-                        if r["type"] == "incident" and r["stream"] != obs.stream:
-                            store.dirty.add(r["stream"])  # resolved by the watermark
-                except (orjson.JSONDecodeError, InvalidRecord) as exc:
-                    reason = getattr(exc, "reason", "not_json")
-                    metrics.errors.labels(component="incidents").inc()
-                    out.append((settings.topic_deadletter, msg.key,
-                                deadletter(reason, str(exc)[:300], msg.value, msg)))
-                    continue
-                except Exception as exc:  # a bug must not stop alerting for every other stream
-                    log.exception("alerting: could not process a scored record")
-                    metrics.errors.labels(component="incidents").inc()
-                    out.append((settings.topic_deadletter, msg.key, deadletter(
-                        "alerting_error", f"{type(exc).__name__} while processing", msg.value, msg)))
-                    continue
-                out += out_records(recs)
-            await publish(out)  # returns after the broker acknowledged: then offsets may commit
-            await store.flush()  # state covering this batch, after its alert records
+            await handle_scored([ev.message for ev in batch])
 
     @app.agent(feedback, name="feedback")
     async def on_feedback(stream: faust.StreamT[bytes]) -> None:
