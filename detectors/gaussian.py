@@ -8,6 +8,7 @@ from river import anomaly
 
 from detectors.protocol import Features
 from detectors.registry import register
+from detectors.river_base import per_feature_models
 
 
 @register("gaussian", test_params={"window_size": 200, "grace_period": 10, "warmup": 10})
@@ -60,12 +61,8 @@ class GaussianDetector:
 
     def learn_one(self, x: Features) -> None:
         self.n += 1
-        for k, v in x.items():
-            if v != v or v in (float("inf"), float("-inf")):
-                continue
-            m = self.models.get(k)
-            if m is None:
-                m = self.models[k] = anomaly.GaussianScorer(
-                    window_size=self.window_size, grace_period=self.grace_period
-                )
+        for m, v in per_feature_models(self.models, x, self._new):
             m.learn_one(None, v)
+
+    def _new(self) -> anomaly.GaussianScorer:
+        return anomaly.GaussianScorer(window_size=self.window_size, grace_period=self.grace_period)

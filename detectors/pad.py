@@ -13,6 +13,7 @@ from river import anomaly, linear_model, optim
 
 from detectors.protocol import Features
 from detectors.registry import register
+from detectors.river_base import per_feature_models
 
 
 class _FeatureModel:
@@ -120,10 +121,8 @@ class PredictiveDetector:
 
     def learn_one(self, x: Features) -> None:
         self.n += 1
-        for k, v in x.items():
-            if v != v or v in (float("inf"), float("-inf")):
-                continue
-            m = self.models.get(k)
-            if m is None:
-                m = self.models[k] = _FeatureModel(self.n_lags, self.n_std, self.lr)
+        for m, v in per_feature_models(self.models, x, self._new):
             m.learn(v, self.alpha)
+
+    def _new(self) -> _FeatureModel:
+        return _FeatureModel(self.n_lags, self.n_std, self.lr)

@@ -13,9 +13,12 @@ feature that comes and goes from looking anomalous. New features are simply lear
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import TypeVar
 
 from detectors.protocol import Features
+
+M = TypeVar("M")
 
 
 class FeatureFiller:
@@ -95,3 +98,17 @@ def finite(x: Features) -> bool:
         if v != v or v in (float("inf"), float("-inf")):
             return False
     return True
+
+
+def per_feature_models(models: dict[str, M], x: Features, new: Callable[[], M]) -> Iterator[tuple[M, float]]:
+    """(model, value) for each finite feature of ``x``; a feature seen first gets ``new()``.
+
+    The per-feature adapters learn through this, so none of them ever learns NaN or inf.
+    """
+    for k, v in x.items():
+        if v != v or v in (float("inf"), float("-inf")):
+            continue
+        m = models.get(k)
+        if m is None:
+            m = models[k] = new()
+        yield m, v

@@ -6,6 +6,7 @@ from river import anomaly, stats
 
 from detectors.protocol import Features
 from detectors.registry import register
+from detectors.river_base import per_feature_models
 
 
 @register("sad", test_params={"window": 200, "warmup": 10})
@@ -61,10 +62,5 @@ class StandardAbsoluteDeviationDetector:
 
     def learn_one(self, x: Features) -> None:
         self.n += 1
-        for k, v in x.items():
-            if v != v or v in (float("inf"), float("-inf")):
-                continue
-            m = self.models.get(k)
-            if m is None:
-                m = self.models[k] = self._new()
+        for m, v in per_feature_models(self.models, x, self._new):
             m.learn_one(None, v)
