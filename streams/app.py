@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -14,6 +15,7 @@ from streams.agents import register_scoring
 from streams.alerting.agents import register_alerting
 from streams.alerting.settings import AlertingSettings
 from streams.checkpoints import CheckpointStore, state_key
+from streams.eviction import StreamEvictor
 from streams.kafka_auth import faust_credentials
 from streams.metrics import Metrics, load_metrics_settings
 from streams.scoring import StreamScorer, default_pipeline_factory
@@ -32,6 +34,7 @@ class Runtime:
     metrics: Metrics
     scorer: StreamScorer
     checkpoints: CheckpointStore | None = None
+    evictor: StreamEvictor | None = None
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:
@@ -89,8 +92,21 @@ def create_app(
     else:
         runtime.checkpoints = CheckpointStore(settings, runtime.scorer, metrics, key, executor=refit_pool)
         connect_checkpoints(app, settings, runtime.checkpoints)
+    if settings.max_streams_in_memory:
+        runtime.evictor = StreamEvictor(
+            runtime.scorer, runtime.checkpoints, settings.max_streams_in_memory,
+            evictions=metrics.streams_evicted,
+            restores=metrics.checkpoint_restores.labels("ok"),
+            rejected=metrics.checkpoint_restores.labels("rejected"))
+        if runtime.checkpoints is not None:
+            runtime.checkpoints.evictor = runtime.evictor
+        else:
+            log.warning("no checkpoints: streams beyond max_streams_in_memory (%d) are dropped "
+                        "and re-warm on their next event", settings.max_streams_in_memory)
     app.runtime = runtime  # type: ignore[attr-defined]
     register_scoring(app, runtime)
+    if runtime.evictor is not None:
+        cap_streams(app, runtime, runtime.evictor)
     register_worker_views(app, metrics)
     if alerting is not None:
         register_alerting(app, settings, alerting, metrics)
@@ -122,3 +138,37 @@ def connect_checkpoints(app: faust.App, settings: Settings, store: CheckpointSto
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
     app.on_before_shutdown.connect(on_shutdown)  # type: ignore[arg-type]
+
+
+BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
+
+
+def cap_streams(app: faust.App, runtime: Runtime, evictor: StreamEvictor) -> None:
+    """Wrap the scoring batch handler: evicted streams come back before their batch is
+    scored; once its outputs are acknowledged, the least recently used beyond the cap go.
+
+    Record keys name the scored streams (a mismatched key is forwarded and scored later
+    under its stream's key), so the batch's keys are what to restore and touch.
+    """
+    handlers: dict[str, BatchHandler] = app._pynomaly_batch_handlers  # type: ignore[attr-defined]
+    topic = runtime.settings.topic_events
+    process = handlers[topic]
+    store = runtime.checkpoints
+    active = runtime.metrics.active_streams
+    scorer = runtime.scorer
+
+    async def process_capped(messages: Sequence[Any]) -> None:
+        if store is not None:
+            # A partition's assignment restore must index its evicted streams first.
+            await store.ensure_restored({msg.partition for msg in messages})
+        await evictor.restore_for(msg.key for msg in messages)
+        await process(messages)  # returns once the batch's outputs are acknowledged
+        evictor.touch(msg.key for msg in messages)
+        if store is not None:
+            async with store.batch_lock:  # no checkpoint snapshot of a half-evicted stream
+                await evictor.enforce()
+        else:
+            await evictor.enforce()
+        active.set(len(scorer.pipelines))
+
+    handlers[topic] = process_capped

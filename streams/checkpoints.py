@@ -13,13 +13,14 @@ already written, and learning them twice would change the model.
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import logging
 import pickle
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -29,6 +30,9 @@ from streams.metrics import Metrics
 from streams.scoring import StreamScorer
 from streams.settings import Settings
 
+if TYPE_CHECKING:
+    from streams.eviction import StreamEvictor
+
 log = logging.getLogger(__name__)
 
 # One signed format for all state, shared with detectors.state (MAGIC | HMAC tag | pickle).
@@ -36,6 +40,15 @@ CheckpointSignatureError = StateSignatureError
 sign = sign_payload
 verify = verify_payload
 __all__ = ["MAGIC", "CheckpointSignatureError", "CheckpointStore", "sign", "state_key", "verify"]
+
+
+# The key of the progress marks in the state topic: not valid UTF-8, so never a stream's key.
+PROGRESS_KEY = b"\xff\xfepynomaly-emitted"
+
+
+def _progress_payload(partition: int, offset: int) -> bytes:
+    # The partition is signed too: a mark copied to another partition is rejected.
+    return b"emitted %d %d" % (partition, offset)
 
 
 def state_key(settings: Settings) -> bytes | None:
@@ -71,6 +84,9 @@ class CheckpointStore:
         self._restoring: dict[int, asyncio.Task[int]] = {}
         self._last = clock()
         self._producer: AIOKafkaProducer | None = None
+        # Set when max_streams_in_memory caps the streams in memory (streams/eviction.py).
+        self.evictor: StreamEvictor | None = None
+        self._marked: dict[int, int] = {}  # progress marks written: partition -> offset
         # Held while a batch is scored and its outputs produced: a checkpoint must never
         # cover events whose outputs are not yet acknowledged.
         self.batch_lock = asyncio.Lock()
@@ -89,15 +105,51 @@ class CheckpointStore:
 
     async def stop(self) -> None:
         await self.checkpoint()
+        if self.evictor is not None:
+            await self.evictor.stop()
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
 
     async def maybe_checkpoint(self) -> int:
-        """Checkpoint if the cadence is due; called between batches and by a timer when idle."""
+        """Checkpoint if the cadence is due; called between batches and by a timer when idle.
+
+        Marks progress first, every time: that is what keeps a killed worker's replacement
+        from writing the last batch's outputs again.
+        """
+        await self.mark_progress()
         if self.clock() - self._last < self.settings.checkpoint_interval_s:
             return 0
         return await self.checkpoint()
+
+    async def mark_progress(self) -> int:
+        """Write, per events partition, the offset up to which every output is acknowledged.
+
+        One small signed record per partition that moved, right after a batch: a worker
+        killed between its outputs and its offset commit (on Tansu a commit takes 0.1-0.35 s)
+        would otherwise have the whole batch scored again by its replacement. The mark is
+        taken under the batch lock, so it never covers unacknowledged outputs.
+        """
+        async with self.batch_lock:
+            moved = {p: o for p, o in self.scorer.progress.items() if self._marked.get(p) != o}
+        if not moved:
+            return 0
+        try:
+            if self._producer is None:
+                await self.start()
+            producer = self._producer
+            assert producer is not None
+            pending = [
+                await producer.send(self.topic, sign(_progress_payload(p, o), self.key),
+                                    key=PROGRESS_KEY, partition=p)
+                for p, o in moved.items()
+            ]
+            await asyncio.gather(*pending)
+        except Exception as exc:  # only costs duplicates after a crash: do not fail the batch
+            log.warning("could not mark progress of partitions %s: %r", sorted(moved), exc)
+            return 0
+        self._marked.update(moved)
+        return len(moved)
 
     async def checkpoint(self, partitions: Iterable[int] | None = None) -> int:
         """Write the state of every dirty stream (of ``partitions``, if given).
@@ -167,7 +219,13 @@ class CheckpointStore:
         )
         await consumer.start()
         tp = TopicPartition(self.topic, partition)
-        latest: dict[str, bytes] = {}
+        # Stream -> offset of its latest record; only the newest ``limit`` values are kept
+        # (the rest are indexed by the evictor and read on demand), so a state partition of
+        # millions of evicted streams does not come back into memory whole.
+        limit = None if self.evictor is None else self.evictor.free_capacity()
+        mark: bytes | None = None
+        offsets: dict[str, int] = {}
+        latest: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         try:
             consumer.assign([tp])
             end = (await consumer.end_offsets([tp]))[tp]
@@ -175,10 +233,20 @@ class CheckpointStore:
             while end and await consumer.position(tp) < end:
                 batch = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
                 for msg in batch.get(tp, []):
-                    if msg.key is not None and msg.value is not None:
-                        latest[msg.key.decode("utf-8", "replace")] = msg.value
+                    if msg.key == PROGRESS_KEY:
+                        mark = msg.value
+                    elif msg.key is not None and msg.value is not None:
+                        stream = msg.key.decode("utf-8", "replace")
+                        offsets[stream] = msg.offset
+                        latest[stream] = msg.value
+                        latest.move_to_end(stream)
+                        if limit is not None and len(latest) > limit:
+                            latest.popitem(last=False)
         finally:
             await consumer.stop()
+        self._restore_mark(partition, mark)
+        if self.evictor is not None:
+            self.evictor.plan(partition, offsets, loaded=latest)
         restored = 0
         for stream, blob in latest.items():
             try:
@@ -197,6 +265,23 @@ class CheckpointStore:
                  time.perf_counter() - started)
         return restored
 
+    def _restore_mark(self, partition: int, mark: bytes | None) -> None:
+        """The previous owner's progress mark: its replayed outputs are not written again."""
+        if mark is None:
+            return
+        try:
+            words = verify(mark, self.key).split()
+            offset = int(words[2])
+            if words[:2] != [b"emitted", b"%d" % partition]:
+                raise CheckpointSignatureError("progress mark of another partition")
+        except (CheckpointSignatureError, ValueError, IndexError) as exc:
+            self.metrics.checkpoint_restores.labels("rejected").inc()
+            log.warning("rejected progress mark of partition %d: %s", partition, exc)
+            return
+        self.scorer.emitted[partition] = offset
+        self._marked[partition] = offset
+        log.info("partition %d: outputs were written up to offset %d", partition, offset)
+
     async def on_revoked(self, partitions: set[int]) -> None:
         """Write the revoked partitions' state for their next owner, then drop it here."""
         try:
@@ -204,4 +289,8 @@ class CheckpointStore:
         except Exception as exc:  # the next owner falls back to the previous checkpoint
             log.warning("could not checkpoint revoked partitions %s: %r", sorted(partitions), exc)
         self.scorer.forget_partitions(partitions)
+        if self.evictor is not None:
+            self.evictor.forget_partitions(partitions)
+        for p in partitions:
+            self._marked.pop(p, None)
         self.restored.difference_update(partitions)

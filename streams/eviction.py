@@ -1,18 +1,23 @@
 """A cap on the streams a worker holds in memory: idle streams go to the checkpoint topic.
 
-Every stream costs a detector (~8 KiB with the default pipeline), so a producer sending
+Every stream costs a detector (~6 KiB with the default pipeline), so a producer sending
 ever new keys would grow a worker without bound. With ``max_streams_in_memory`` set, the
 least recently scored streams beyond the cap are written to their partition of the state
 topic (signed like every checkpoint) and dropped after each batch; the evictor remembers
 where each went and restores it before its next event is scored, so scores are exactly
-those of a worker that never evicted.
+those of a worker that never evicted. Without a checkpoint store (no HMAC key) evicted
+streams are dropped and re-warm on their next event: memory stays bounded either way.
 
-In memory: at most ``cap`` pipelines plus the distinct new streams of one batch, and
-an index entry (~150 bytes) per evicted stream.
+In memory: at most ``cap`` pipelines plus the distinct new streams of one batch, and an
+index entry (~120 bytes: the key string and one packed int) per evicted stream.
 
-Wiring (see docs/reliability.md): ``restore_for`` before a batch is scored, ``touch`` and
-``enforce`` after its outputs are acknowledged (under the checkpoint batch lock), ``plan``
-when a partition's checkpoints are restored, ``forget_partitions`` when it is revoked.
+A batch's evicted streams are read back together: one consumer, every needed partition
+at once, sequential reads between the wanted offsets (seeking over long gaps), so a batch
+that brings back hundreds of streams waits a few fetch round trips, not one per stream.
+
+Wiring (streams/app.py): ``restore_for`` before a batch is scored, ``touch`` and
+``enforce`` after its outputs are acknowledged, ``plan`` when a partition's checkpoints
+are restored, ``forget_partitions`` when it is revoked.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import asyncio
 import collections
 import logging
 import pickle
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
@@ -32,6 +38,22 @@ from streams.kafka_auth import aiokafka_auth_kwargs
 from streams.scoring import BatchOutput, StreamScorer
 
 log = logging.getLogger(__name__)
+
+# Index entries pack (offset, partition) into one int: a tuple of two ints costs ~3x more.
+_PART_BITS = 16
+_PART_MASK = (1 << _PART_BITS) - 1
+# Wanted offsets further apart than this are sought, not read through.
+SEEK_GAP = 500
+# A restore that cannot find a record within this long gives up: the stream re-warms.
+FETCH_DEADLINE_S = 30.0
+
+
+def _pack(partition: int, offset: int) -> int:
+    return (offset << _PART_BITS) | partition
+
+
+def _unpack(entry: int) -> tuple[int, int]:
+    return entry & _PART_MASK, entry >> _PART_BITS
 
 
 class Count(Protocol):
@@ -46,7 +68,7 @@ class _NoCount:
 class StreamEvictor:
     """LRU cap on ``scorer.pipelines`` by count, backed by the checkpoint topic."""
 
-    def __init__(self, scorer: StreamScorer, store: CheckpointStore, cap: int,
+    def __init__(self, scorer: StreamScorer, store: CheckpointStore | None, cap: int,
                  evictions: Count | None = None, restores: Count | None = None,
                  rejected: Count | None = None) -> None:
         if cap < 1:
@@ -62,13 +84,18 @@ class StreamEvictor:
         self.rejected = rejected or _NoCount()
         # in-memory streams, least recently scored first
         self.lru: collections.OrderedDict[str, None] = collections.OrderedDict()
-        # evicted stream -> (state partition, offset of its checkpoint record)
-        self.index: dict[str, tuple[int, int]] = {}
+        # evicted stream -> packed (state partition, offset of its checkpoint record)
+        self.index: dict[str, int] = {}
+        self.slowest_restore_s = 0.0  # longest restore_for so far (reported by the fault suite)
         self._consumer: AIOKafkaConsumer | None = None
 
-    def touch(self, streams: Iterable[str]) -> None:
+    def touch(self, streams: Iterable[str | bytes | None]) -> None:
         lru = self.lru
         for s in streams:
+            if s is None:
+                continue
+            if isinstance(s, bytes):
+                s = s.decode("utf-8", "replace")
             if s in lru:
                 lru.move_to_end(s)
             else:
@@ -76,10 +103,14 @@ class StreamEvictor:
 
     def touch_output(self, out: BatchOutput) -> None:
         """Mark the streams of a batch's scored records as just used."""
-        self.touch(key.decode("utf-8", "replace") for key, _ in out.scores if key is not None)
+        self.touch(key for key, _ in out.scores)
 
     async def enforce(self) -> int:
-        """Evict the least recently used streams beyond the cap; returns how many."""
+        """Evict the least recently used streams beyond the cap; returns how many.
+
+        Call only once the outputs of every event the streams learned are acknowledged:
+        an evicted state is a checkpoint, and a restart would skip the events it covers.
+        """
         pipelines = self.scorer.pipelines
         excess = len(pipelines) - self.cap
         if excess <= 0:
@@ -98,10 +129,24 @@ class StreamEvictor:
                     break
             else:
                 del self.lru[s]
+        if self.store is not None:
+            await self._write(victims)
+        owner, dirty = self.scorer.owner, self.scorer.dirty
+        for s in victims:
+            pipelines.pop(s, None)
+            owner.pop(s, None)
+            dirty.discard(s)
+            self.lru.pop(s, None)
+        self.evictions.inc(len(victims))
+        return len(victims)
+
+    async def _write(self, victims: list[str]) -> None:
+        assert self.store is not None
         producer = await self._producer()
+        pipelines, owner = self.scorer.pipelines, self.scorer.owner
         sends: list[tuple[str, int, Any]] = []
         for s in victims:
-            owned = self.scorer.owner.get(s)
+            owned = owner.get(s)
             if owned is None:  # never learned an event: nothing worth keeping
                 continue
             partition, offset = owned
@@ -111,27 +156,26 @@ class StreamEvictor:
                                                             key=s.encode("utf-8"), partition=partition)))
         results = await asyncio.gather(*(fut for _, _, fut in sends))
         for (s, partition, _), meta in zip(sends, results, strict=True):
-            self.index[s] = (partition, meta.offset)
-        for s in victims:
-            pipelines.pop(s, None)
-            self.scorer.owner.pop(s, None)
-            self.scorer.dirty.discard(s)
-            self.lru.pop(s, None)
-        self.evictions.inc(len(victims))
-        return len(victims)
+            self.index[s] = _pack(partition, meta.offset)
 
     async def restore_for(self, streams: Iterable[str | bytes | None]) -> int:
         """Bring back the evicted streams among ``streams`` (record keys) before scoring."""
-        wanted = set()
+        index, pipelines = self.index, self.scorer.pipelines
+        wanted: dict[str, int] = {}
         for s in streams:
             if isinstance(s, bytes):
                 s = s.decode("utf-8", "replace")
-            if s is not None and s in self.index and s not in self.scorer.pipelines:
-                wanted.add(s)
+            if s is not None and s in index and s not in pipelines:
+                wanted[s] = index.pop(s)
+        if not wanted:
+            return 0
+        started = time.perf_counter()
+        blobs = await self._fetch_many(wanted)
         restored = 0
-        for s in sorted(wanted, key=self.index.__getitem__):
-            partition, offset = self.index.pop(s)
-            blob = await self._fetch(s, partition, offset)
+        assert self.store is not None  # nothing is indexed without a store
+        for s, entry in wanted.items():
+            partition, _ = _unpack(entry)
+            blob = blobs.get(s)
             if blob is None:
                 log.warning("evicted state of a stream on partition %d is gone; it re-warms", partition)
                 continue
@@ -141,28 +185,37 @@ class StreamEvictor:
                 self.rejected.inc()
                 log.warning("rejected evicted state on partition %d: %s; it re-warms", partition, exc)
                 continue
+            bind = getattr(pipeline.detector, "bind", None)
+            if bind is not None:  # windowed detectors need this worker's refit pool back
+                bind(self.store.executor, None)
             self.scorer.restore(s, pipeline, partition, learned)
             self.lru[s] = None
             restored += 1
         self.restores.inc(restored)
+        took = time.perf_counter() - started
+        self.slowest_restore_s = max(self.slowest_restore_s, took)
+        if took > 1.0:
+            log.info("restored %d evicted streams in %.2fs", restored, took)
         return restored
 
-    def plan(self, partition: int, offsets: Mapping[str, int]) -> set[str]:
-        """On assignment: which of a partition's checkpointed streams to load now.
+    def free_capacity(self) -> int:
+        """Streams that fit in memory before the cap is reached."""
+        return max(0, self.cap - len(self.scorer.pipelines))
 
-        ``offsets`` maps stream -> offset of its latest checkpoint record. The most recently
-        written ones fill the free capacity; the rest are indexed for restore on demand.
+    def plan(self, partition: int, offsets: Mapping[str, int], loaded: Iterable[str]) -> None:
+        """On assignment: index a partition's checkpointed streams that stay out of memory.
+
+        ``offsets`` maps stream -> offset of its latest checkpoint record; ``loaded`` are the
+        ones being restored now (the newest :meth:`free_capacity` of them).
         """
-        free = max(0, self.cap - len(self.scorer.pipelines))
-        newest_first = sorted(offsets, key=offsets.__getitem__, reverse=True)
-        load = set(newest_first[:free])
-        for s in newest_first[free:]:
-            self.index[s] = (partition, offsets[s])
-        return load
+        keep = set(loaded)
+        for s, offset in offsets.items():
+            if s not in keep:
+                self.index[s] = _pack(partition, offset)
 
     def forget_partitions(self, partitions: set[int]) -> None:
         """A revoked partition's evicted streams belong to its next owner now."""
-        for s in [s for s, (p, _) in self.index.items() if p in partitions]:
+        for s in [s for s, e in self.index.items() if e & _PART_MASK in partitions]:
             del self.index[s]
         for s in [s for s in self.lru if s not in self.scorer.pipelines]:
             del self.lru[s]
@@ -173,26 +226,54 @@ class StreamEvictor:
             self._consumer = None
 
     async def _producer(self) -> Any:
+        assert self.store is not None
         if self.store._producer is None:  # started lazily, like the store's own checkpoints
             await self.store.start()
         return self.store._producer
 
-    async def _fetch(self, stream: str, partition: int, offset: int) -> bytes | None:
-        """The value of one checkpoint record (or a later one of the same stream)."""
+    async def _fetch_many(self, wanted: Mapping[str, int]) -> dict[str, bytes]:
+        """The checkpoint records of ``wanted`` (stream -> packed index entry), read together.
+
+        Each partition is read forward from its lowest wanted offset; a later record of the
+        same stream (compaction may have removed the indexed one) is taken as well.
+        """
+        assert self.store is not None
         if self._consumer is None:
-            s = self.store.settings
-            self._consumer = AIOKafkaConsumer(bootstrap_servers=s.kafka_bootstrap,
-                                              enable_auto_commit=False, **aiokafka_auth_kwargs(s))
+            conf = self.store.settings
+            self._consumer = AIOKafkaConsumer(bootstrap_servers=conf.kafka_bootstrap,
+                                              enable_auto_commit=False, fetch_max_wait_ms=50,
+                                              **aiokafka_auth_kwargs(conf))
             await self._consumer.start()
         consumer = self._consumer
-        tp = TopicPartition(self.store.topic, partition)
-        if tp not in consumer.assignment():
-            consumer.assign([*consumer.assignment(), tp])
-        consumer.seek(tp, offset)
-        key = stream.encode("utf-8")
-        for _ in range(20):  # compaction may have removed it in favour of a later record
-            batch = await consumer.getmany(tp, timeout_ms=1000, max_records=50)
-            for msg in batch.get(tp, []):
-                if msg.key == key and msg.value is not None:
-                    return bytes(msg.value)
-        return None
+        topic = self.store.topic
+        # partition -> {stream key: offset of its indexed record} still wanted
+        todo: dict[TopicPartition, dict[bytes, int]] = {}
+        for stream, entry in wanted.items():
+            partition, offset = _unpack(entry)
+            todo.setdefault(TopicPartition(topic, partition), {})[stream.encode("utf-8")] = offset
+        consumer.assign(list(todo))
+        for tp, keys in todo.items():
+            consumer.seek(tp, min(keys.values()))
+        found: dict[str, bytes] = {}
+        deadline = time.monotonic() + FETCH_DEADLINE_S
+        while todo and time.monotonic() < deadline:
+            batch = await consumer.getmany(*todo, timeout_ms=500, max_records=2_000)
+            for tp, msgs in batch.items():
+                keys = todo[tp]
+                for msg in msgs:
+                    want = keys.get(msg.key) if msg.key is not None else None
+                    if want is not None and msg.offset >= want and msg.value is not None:
+                        found[msg.key.decode("utf-8")] = bytes(msg.value)  # type: ignore[union-attr]
+                        del keys[msg.key]  # type: ignore[arg-type]
+            for tp in list(todo):
+                keys = todo[tp]
+                if not keys:
+                    del todo[tp]
+                    continue
+                position = await consumer.position(tp)
+                lowest = min(keys.values())
+                if lowest - position > SEEK_GAP:
+                    consumer.seek(tp, lowest)  # skip records nobody in this batch needs
+                elif not batch.get(tp) and position >= (consumer.highwater(tp) or 0) > lowest:
+                    del todo[tp]  # read to the end without them: gone, they re-warm
+        return found

@@ -39,6 +39,7 @@ REFIT_DURATION = "pynomaly_detector_refit_duration_seconds"
 CHECKPOINT_WRITES = "pynomaly_checkpoint_writes_total"
 CHECKPOINT_DURATION = "pynomaly_checkpoint_duration_seconds"
 CHECKPOINT_RESTORES = "pynomaly_checkpoint_restores_total"
+STREAMS_EVICTED = "pynomaly_streams_evicted_total"
 OPEN_INCIDENTS = "pynomaly_open_incidents"
 INCIDENT_TRANSITIONS = "pynomaly_incident_transitions_total"
 NOTIFICATIONS = "pynomaly_notifications_total"
@@ -262,6 +263,11 @@ class Metrics:
                 ["outcome"], registry=r,
             ),
             {"outcome": RESTORE_OUTCOMES},
+        )
+        self.streams_evicted = Counter(
+            _bare(STREAMS_EVICTED),
+            "Idle streams evicted from memory (to the checkpoint topic) by max_streams_in_memory",
+            registry=r,
         )
         self.checkpoint_duration = Histogram(
             CHECKPOINT_DURATION, "Time to serialize, sign and produce one checkpoint",

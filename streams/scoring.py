@@ -64,6 +64,13 @@ class StreamScorer:
         # stream -> (events partition, offset of the last event it learned): for checkpoints
         self.owner: dict[str, tuple[int, int]] = {}
         self.dirty: set[str] = set()  # changed since their last checkpoint
+        # events partition -> highest offset learned: every output up to it is written once
+        # the batch's outputs are acknowledged (the checkpoint store marks it durably)
+        self.progress: dict[int, int] = {}
+        # events partition -> offset up to which a previous owner wrote every output (its
+        # last progress mark): replayed events up to it are learned, their outputs not
+        # written again. Emptied as the replay passes it.
+        self.emitted: dict[int, int] = {}
 
     def reset(self, event: Event) -> StreamPipeline:
         p = self.pipelines[event.stream] = self.factory(event.stream, event.tags)
@@ -81,6 +88,17 @@ class StreamScorer:
     def learned(self, stream: str, partition: int, offset: int) -> None:
         self.owner[stream] = (partition, offset)
         self.dirty.add(stream)
+        self.progress[partition] = offset
+
+    def replayed_quietly(self, partition: int, offset: int) -> bool:
+        """True for a replayed record whose outputs a previous owner already wrote."""
+        upto = self.emitted.get(partition)
+        if upto is None:
+            return False
+        if offset <= upto:
+            return True
+        del self.emitted[partition]  # offsets only grow within a partition: replay is over
+        return False
 
     def forget_partitions(self, partitions: set[int]) -> None:
         gone = [s for s, (p, _) in self.owner.items() if p in partitions]
@@ -88,6 +106,9 @@ class StreamScorer:
             self.pipelines.pop(s, None)
             self.owner.pop(s, None)
             self.dirty.discard(s)
+        for p in partitions:
+            self.progress.pop(p, None)
+            self.emitted.pop(p, None)
 
     def pipeline(self, event: Event) -> StreamPipeline:
         p = self.pipelines.get(event.stream)
@@ -125,8 +146,10 @@ class BatchScorer:
         watched = m.score_streams
         lag_sum_count: list[float] = []
         now = self.clock()
+        emitted = scorer.emitted  # empty except while replaying after a restart
         for rec in records:
             n_records += 1
+            quiet = bool(emitted) and scorer.replayed_quietly(rec.partition, rec.offset)
             items = decode_record(
                 rec.key, rec.value, rec.timestamp_ms, rec.topic, rec.partition, rec.offset,
                 s.max_record_bytes, s.max_events_per_record,
@@ -135,6 +158,8 @@ class BatchScorer:
             # the whole record, or every event after the first would look replayed.
             learned_here: list[str] | None = None
             for item in items:
+                if quiet and (isinstance(item, DeadLetter) or item.forward):
+                    continue  # written before the restart
                 if isinstance(item, DeadLetter):
                     out.deadletters.append((item.key, encode_deadletter(item)))
                     m.events_deadlettered.labels(item.reason).inc()
@@ -157,6 +182,9 @@ class BatchScorer:
                     learned_here = [item.stream]
                 else:
                     learned_here.append(item.stream)
+                if quiet:  # learned again (state is that of the last checkpoint), not re-emitted
+                    m.events_replayed.inc()
+                    continue
                 key = item.stream.encode("utf-8")
                 value = encode_scored(item, verdict)
                 out.scores.append((key, value))

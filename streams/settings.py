@@ -70,6 +70,11 @@ class Settings:
     max_record_bytes: int = _doc("larger input records are dead-lettered", default=1_000_000)
     max_events_per_record: int = _doc("largest JSON array of events in one record", default=10_000)
     batch_max_events: int = _doc("events taken from the stream per scoring batch", default=1000)
+    # 100,000 streams of the default detector are ~600 MiB (~5.9 KiB each, docs/scaling.md):
+    # a worker of usual size never evicts, a flood of new keys cannot exhaust its memory.
+    max_streams_in_memory: int = _doc(
+        "most streams kept in memory; least recently scored ones are evicted to the checkpoint "
+        "topic and restored on their next event (0 = no cap)", default=100_000)
     batch_within_s: float = _doc("longest wait to fill a scoring batch, seconds", default=0.02)
     producer_linger_ms: int = _doc("producer linger; batches output records", default=5)
     session_timeout_s: float = _doc("consumer group session timeout, seconds", default=30.0)
@@ -103,6 +108,7 @@ class Settings:
         _check(0.0 < self.threshold <= 1.0, "threshold", "a number in (0, 1]")
         _check(self.max_record_bytes >= 64, "max_record_bytes", "an integer >= 64")
         _check(self.batch_max_events >= 1, "batch_max_events", "an integer >= 1")
+        _check(self.max_streams_in_memory >= 0, "max_streams_in_memory", "an integer >= 0 (0 = no cap)")
         _check(self.batch_within_s > 0, "batch_within_s", "a number of seconds > 0")
         _check(self.warmup_events >= 0, "warmup_events", "an integer >= 0")
         _check(self.checkpoint_interval_s > 0, "checkpoint_interval_s", "a number of seconds > 0")
