@@ -20,11 +20,12 @@ import pickle
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from detectors.state import MAGIC, StateSignatureError, sign_payload, verify_payload
+from streams.compacted import read_to_end, restore_consumer_kwargs
 from streams.kafka_auth import aiokafka_auth_kwargs
 from streams.metrics import Metrics
 from streams.scoring import StreamScorer
@@ -92,14 +93,11 @@ class CheckpointStore:
         self.batch_lock = asyncio.Lock()
 
     async def start(self) -> None:
-        extra: dict[str, Any] = {}
-        if self.settings.dev_broker:
-            # Tansu reports a wrong high watermark after multi-record batches, which would
-            # end a restore early: one record per batch there.
-            extra["max_batch_size"] = 1
+        # Records go out in ordinary multi-record batches: restores read to the fetch
+        # high watermark (streams.compacted), which the dev broker reports correctly.
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka_bootstrap, linger_ms=5, acks="all",
-            **extra, **aiokafka_auth_kwargs(self.settings),
+            **aiokafka_auth_kwargs(self.settings),
         )
         await self._producer.start()
 
@@ -214,7 +212,7 @@ class CheckpointStore:
     async def _restore(self, partition: int) -> int:
         started = time.perf_counter()
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False,
+            bootstrap_servers=self.settings.kafka_bootstrap, **restore_consumer_kwargs(),
             **aiokafka_auth_kwargs(self.settings),
         )
         await consumer.start()
@@ -228,20 +226,16 @@ class CheckpointStore:
         latest: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         try:
             consumer.assign([tp])
-            end = (await consumer.end_offsets([tp]))[tp]
-            await consumer.seek_to_beginning(tp)
-            while end and await consumer.position(tp) < end:
-                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
-                for msg in batch.get(tp, []):
-                    if msg.key == PROGRESS_KEY:
-                        mark = msg.value
-                    elif msg.key is not None and msg.value is not None:
-                        stream = msg.key.decode("utf-8", "replace")
-                        offsets[stream] = msg.offset
-                        latest[stream] = msg.value
-                        latest.move_to_end(stream)
-                        if limit is not None and len(latest) > limit:
-                            latest.popitem(last=False)
+            async for msg in read_to_end(consumer, tp):
+                if msg.key == PROGRESS_KEY:
+                    mark = msg.value
+                elif msg.key is not None and msg.value is not None:
+                    stream = msg.key.decode("utf-8", "replace")
+                    offsets[stream] = msg.offset
+                    latest[stream] = msg.value
+                    latest.move_to_end(stream)
+                    if limit is not None and len(latest) > limit:
+                        latest.popitem(last=False)
         finally:
             await consumer.stop()
         self._restore_mark(partition, mark)
