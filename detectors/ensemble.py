@@ -21,14 +21,14 @@ as large alarms again (NAB standard on the development split: 63.8 with it, 63.4
 ``forget_spikes=0``, which lets repeats of a spike go unnoticed). ``outlier_z`` (off by default) adds an undamped
 robust-outlier channel on top.
 """
-
 from __future__ import annotations
 
 import math
 from array import array
-from bisect import bisect_left, bisect_right
-from collections import deque
+from bisect import bisect_left, bisect_right, insort_right
+from typing import Any
 
+from detectors.errors import DetectorError
 from detectors.protocol import Features
 from detectors.registry import register
 
@@ -36,6 +36,16 @@ _SQRT2 = math.sqrt(2.0)
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _LN10 = math.log(10.0)
 MAX_SPIKE_LEN = 3  # points beyond the range that still count as one spike, not a level shift
+STATE_VERSION = 2  # of the pickled state; 1 was the pre-2026-11-27 object layout
+_log10 = math.log10
+_erfc = math.erfc
+_sqrt = math.sqrt
+
+
+class StateVersionError(DetectorError):
+    """A checkpoint written by another version of this detector: the stream re-warms."""
+
+    retriable = False
 
 
 def log_tail(z: float) -> float:
@@ -45,87 +55,53 @@ def log_tail(z: float) -> float:
     (0.301, 2.87, True)
     """
     if z < 8.0:
-        return -math.log10(0.5 * math.erfc(z / _SQRT2))
+        return -_log10(0.5 * _erfc(z / _SQRT2))
     # Mills ratio: Q(z) ~ phi(z) / z.
     return (0.5 * z * z + math.log(z) + _LOG_SQRT_2PI) / _LN10
 
 
-class RankWindow:
-    """The last ``size`` values in arrival order and sorted, for O(log n) ranks."""
+class _Params:
+    """One parameter set, shared by every stream built from it (interned: one per config)."""
 
-    __slots__ = ("size", "ring", "pos", "sorted")
+    __slots__ = ("key", "warmup", "history", "long_window", "short_window", "local",
+                 "log_scale", "refractory", "damp", "std_floor", "jump_weight", "margin",
+                 "outlier_z", "outlier_rank", "forget_spikes", "alpha", "log_norm", "lik_ready")
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.ring = array("d")
-        self.pos = 0
-        self.sorted = array("d")
-
-    def __len__(self) -> int:
-        return len(self.sorted)
-
-    def add(self, v: float) -> None:
-        s = self.sorted
-        if len(self.ring) < self.size:
-            self.ring.append(v)
-        else:
-            old = self.ring[self.pos]
-            self.ring[self.pos] = v
-            self.pos = (self.pos + 1) % self.size
-            del s[bisect_left(s, old)]
-        s.insert(bisect_right(s, v), v)
-
-    def surprise(self, v: float) -> float:
-        """-log10 of the two-sided empirical tail of ``v``, scaled to [0, 1]."""
-        s = self.sorted
-        n = len(s)
-        k = min(bisect_right(s, v), n - bisect_left(s, v))
-        p = min(1.0, 2.0 * (k + 1) / (n + 2))
-        return -math.log10(p) / math.log10(self.size + 2)
+    def __init__(self, key: tuple[Any, ...]) -> None:
+        self.key = key
+        (self.warmup, self.history, self.long_window, self.short_window, self.local,
+         self.log_scale, self.refractory, self.damp, self.std_floor, self.jump_weight,
+         self.margin, self.outlier_z, self.outlier_rank, self.forget_spikes) = key
+        self.alpha = 1.0 / self.long_window
+        self.log_norm = _log10(self.history + 2)  # the surprise of the rarest rank is 1
+        # A channel's likelihood is 0 until its short mean has been learned this often.
+        self.lik_ready = 2 * self.short_window
 
 
-class Likelihood:
-    """Is the mean surprise of the last ``short`` events unusual for this channel?
+_PARAMS: dict[tuple[Any, ...], _Params] = {}
 
-    The long-run mean and variance of that short mean are exponentially weighted,
-    so memory stays constant however long the stream runs.
-    """
 
-    __slots__ = ("recent", "alpha", "mean", "var", "count", "floor")
+def _params(key: tuple[Any, ...]) -> _Params:
+    p = _PARAMS.get(key)
+    if p is None:
+        if len(_PARAMS) > 1024:  # many ad-hoc configs (tests, evaluation sweeps)
+            _PARAMS.clear()
+        p = _PARAMS[key] = _Params(key)
+    return p
 
-    def __init__(self, short: int, long: int, floor: float) -> None:
-        self.recent: deque[float] = deque(maxlen=short)
-        self.alpha = 1.0 / long
-        self.mean = 0.0
-        self.var = 0.0
-        self.count = 0
-        self.floor = floor
 
-    def score(self, raw: float) -> float:
-        """-log10 tail probability of the short mean that would include ``raw``."""
-        if self.count < 2 * self.recent.maxlen:  # type: ignore[operator]
-            return 0.0
-        # Summed afresh (a dozen floats): running sums would drift over a long stream.
-        short = (sum(self.recent) - self.recent[0] + raw) / len(self.recent)
-        return log_tail((short - self.mean) / max(math.sqrt(self.var), self.floor))
-
-    def learn(self, raw: float) -> None:
-        recent = self.recent
-        recent.append(raw)
-        if len(recent) < recent.maxlen:  # type: ignore[operator]
-            return
-        x = sum(recent) / len(recent)
-        self.count += 1
-        # Until the long window has filled, a plain running average converges faster.
-        a = max(self.alpha, 1.0 / self.count)
-        d = x - self.mean
-        self.mean += a * d
-        self.var = (1.0 - a) * (self.var + a * d * d)
+# Evidence of one value against the state before it:
+# (fused evidence s, the three channel surprises, local mean, first difference, spatial part).
+_Evidence = tuple[float, float, float, float, float, float, float]
 
 
 @register("rarity_likelihood", test_params={"warmup": 10, "history": 100, "long_window": 200})
 class RarityLikelihood:
     """Rank-based rarity channels + anomaly likelihood + new-extreme alarm (see module doc).
+
+    State is flat (no object per channel) and allocated on the first learned value, so a
+    new stream costs a few hundred bytes and about a microsecond; it pickles as one
+    ``array`` of floats. ``score_learn_one`` is ``score_one`` then ``learn_one`` in one pass.
 
     >>> det = RarityLikelihood(warmup=10, history=100, long_window=200)
     >>> for i in range(300):
@@ -136,6 +112,14 @@ class RarityLikelihood:
 
     name = "rarity_likelihood"
     calibrated = True  # the score is already a probability-like value in [0, 1]
+
+    __slots__ = (
+        "p", "n", "lo", "hi", "prev", "prev_outlier", "excursion", "pending", "count",
+        "mean0", "mean1", "mean2", "var0", "var1", "var2",  # likelihood channels' long run
+        "local", "rec0", "rec1", "rec2",  # last values / surprises, oldest first (lists)
+        "peak_n", "peak_s",  # sliding max of recent evidence (monotone deque as two lists)
+        "pos", "ring0", "ring1", "ring2", "sort0", "sort1", "sort2",  # rank windows
+    )
 
     def __init__(
         self,
@@ -154,147 +138,331 @@ class RarityLikelihood:
         outlier_rank: int = 3,
         forget_spikes: float = 1.5,
     ) -> None:
-        self.outlier_rank = outlier_rank
-        self.prev_outlier = False
-        self.forget_spikes = forget_spikes
-        self._excursion: tuple[float, float, int] | None = None  # (lo, hi) before it, length
-        self.margin = margin
-        self.outlier_z = outlier_z
         for label, val in (("history", history), ("long_window", long_window),
                            ("short_window", short_window), ("local", local)):
             if val < 2:
                 raise ValueError(f"{label} must be at least 2, got {val!r}")
-        self.warmup = warmup
-        self.log_scale = log_scale
-        self.refractory = refractory
-        self.damp = damp
-        self.jump_weight = jump_weight
+        self.p = _params((warmup, history, long_window, short_window, local, log_scale,
+                          refractory, damp, std_floor, jump_weight, margin, outlier_z,
+                          outlier_rank, forget_spikes))
+        self._clear()
+
+    def _clear(self) -> None:
         self.n = 0
         self.lo = math.inf
         self.hi = -math.inf
         self.prev = math.nan
-        self.local: deque[float] = deque(maxlen=local)
-        # Channels: value, first difference, local mean.
-        self.ranks = (RankWindow(history), RankWindow(history), RankWindow(history))
-        self.liks = tuple(Likelihood(short_window, long_window, std_floor) for _ in range(3))
-        self.peaks: deque[tuple[int, float]] = deque()  # sliding max of recent evidence
-        self._pending: tuple[float, tuple[float, ...], float] | None = None
-        self.last_parts: dict[str, float] = {}
+        self.prev_outlier = False
+        self.excursion: tuple[float, float, int] | None = None  # (lo, hi) before it, length
+        self.pending: tuple[float, _Evidence] | None = None  # score_one's work for learn_one
+        self.count = 0
+        self.mean0 = self.mean1 = self.mean2 = self.var0 = self.var1 = self.var2 = 0.0
+        self.pos = 0
+        self.local: list[float] | None = None  # None until the first learned value
+        self.rec0 = self.rec1 = self.rec2 = self.peak_s = None  # type: ignore[assignment]
+        self.peak_n: list[int] = None  # type: ignore[assignment]
+        self.ring0 = self.ring1 = self.ring2 = self.sort0 = self.sort1 = self.sort2 = None  # type: ignore[assignment]
+
+    def fresh(self) -> RarityLikelihood:
+        """A new, untrained detector with these parameters (no validation: ~1 µs)."""
+        det = RarityLikelihood.__new__(RarityLikelihood)
+        det.p = self.p
+        det._clear()
+        return det
+
+    @property
+    def warmup(self) -> int:
+        return int(self.p.warmup)
 
     @property
     def warming_up(self) -> bool:
-        return self.n < self.warmup
+        return self.n < self.p.warmup
 
-    def _features(self, v: float) -> tuple[float, ...]:
-        local = self.local
+    def _evidence(self, v: float) -> _Evidence:
+        """Everything ``v`` is scored on, from the state before it (no mutation).
+
+        Every expression keeps the original's operand order: results are bit-identical.
+        """
+        p = self.p
+        n = self.n
+        local = self.local or ()
         # Summed afresh: after a huge spike a running sum would keep a rounding error.
-        if len(local) == local.maxlen:
+        if len(local) == p.local:
             mean = (sum(local) - local[0] + v) / len(local)
         else:
             mean = (sum(local) + v) / (len(local) + 1)
-        diff = v - self.prev if self.n else 0.0
-        return (v, diff, mean)
-
-    def _raws(self, feats: tuple[float, ...]) -> tuple[float, ...]:
-        if self.n < 10:
-            return (0.0, 0.0, 0.0)
-        return tuple(w.surprise(f) for w, f in zip(self.ranks, feats, strict=True))
-
-    def _evidence(self, v: float, raws: tuple[float, ...]) -> float:
-        lik = max(c.score(r) for c, r in zip(self.liks, raws, strict=True)) / self.log_scale
-        spatial = 0.0
-        if self.n >= self.warmup:
-            span = max(self.hi - self.lo, 1e-9 + 1e-6 * abs(v))
-            excess = max(v - self.hi, self.lo - v) - self.margin * span
+        diff = v - self.prev if n else 0.0
+        if n < 10:
+            r0 = r1 = r2 = 0.0
+            m = len(self.sort1) if n else 0
+        else:
+            # -log10 of the two-sided empirical tail of each feature, scaled to [0, 1].
+            norm = p.log_norm
+            srt = self.sort0
+            m = len(srt)
+            k = bisect_right(srt, v)
+            k2 = m - bisect_left(srt, v)
+            q = 2.0 * ((k if k < k2 else k2) + 1) / (m + 2)
+            r0 = -_log10(q if q < 1.0 else 1.0) / norm
+            srt = self.sort1
+            k = bisect_right(srt, diff)
+            k2 = m - bisect_left(srt, diff)
+            q = 2.0 * ((k if k < k2 else k2) + 1) / (m + 2)
+            r1 = -_log10(q if q < 1.0 else 1.0) / norm
+            srt = self.sort2
+            k = bisect_right(srt, mean)
+            k2 = m - bisect_left(srt, mean)
+            q = 2.0 * ((k if k < k2 else k2) + 1) / (m + 2)
+            r2 = -_log10(q if q < 1.0 else 1.0) / norm
+        if self.count < p.lik_ready:
+            lik = 0.0 / p.log_scale
+        else:
+            # Is the mean surprise of the last few events (this one included) unusual
+            # against the channel's long run? Summed afresh: running sums would drift.
+            floor = p.std_floor
+            rec = self.rec0
+            sd = _sqrt(self.var0)
+            l0 = log_tail(((sum(rec) - rec[0] + r0) / len(rec) - self.mean0)
+                          / (floor if floor > sd else sd))
+            rec = self.rec1
+            sd = _sqrt(self.var1)
+            l1 = log_tail(((sum(rec) - rec[0] + r1) / len(rec) - self.mean1)
+                          / (floor if floor > sd else sd))
+            rec = self.rec2
+            sd = _sqrt(self.var2)
+            l2 = log_tail(((sum(rec) - rec[0] + r2) / len(rec) - self.mean2)
+                          / (floor if floor > sd else sd))
+            lik = max(l0, l1, l2) / p.log_scale
+        spatial = jump = 0.0
+        if n >= p.warmup:
+            hi, lo = self.hi, self.lo
+            span = hi - lo
+            least = 1e-9 + 1e-6 * abs(v)
+            if least > span:
+                span = least
+            above, below = v - hi, lo - v
+            excess = (below if below > above else above) - p.margin * span
             if excess > 0.0:
                 spatial = 1.0 + excess / span
-        jump = 0.0
-        d = self.ranks[1].sorted
-        if self.jump_weight and self.n >= self.warmup and len(d) >= 10:
-            # A step far beyond every recent step: catches spikes inside the value range.
-            step = v - self.prev
-            excess = max(step - d[-1], d[0] - step)
-            if excess > 0.0:
-                jump = self.jump_weight * (1.0 + excess / max(d[-1] - d[0], 1e-12))
-        self.last_parts = {"likelihood": lik, "spatial": spatial, "jump": jump}
-        return max(lik, spatial, jump)
+            if p.jump_weight and m >= 10:
+                # A step far beyond every recent step: catches spikes inside the value range.
+                d = self.sort1
+                top, bottom = d[-1], d[0]
+                above, below = diff - top, bottom - diff
+                excess = below if below > above else above
+                if excess > 0.0:
+                    width = top - bottom
+                    jump = p.jump_weight * (1.0 + excess / (1e-12 if 1e-12 > width else width))
+        return max(lik, spatial, jump), r0, r1, r2, mean, diff, spatial
+
+    def _raw(self, v: float, s: float) -> float:
+        """The score of evidence ``s``: damped unless above every recent peak."""
+        peaks = self.peak_s
+        p = self.p
+        if peaks and s <= peaks[0]:
+            s *= p.damp
+        # A gross outlier alarms undamped, so a second spike soon after a first is still
+        # caught; only the first point of an excursion counts (level shifts are the other
+        # channels' job).
+        oz = p.outlier_z
+        if oz:
+            z = self._outlier_z(v)
+            if z >= oz and not self.prev_outlier:
+                s = max(s, 1.0 + (z - oz) / oz)
+        return 1.0 - 10.0 ** (-3.0 * s)
 
     def _outlier_z(self, v: float) -> float:
         """Distance beyond the ``outlier_rank``-th most extreme value of the history, in
         robust (IQR) units; 0 while the history is too short or flat."""
-        d = self.ranks[0].sorted
-        n = len(d)
-        k = self.outlier_rank
-        if not self.outlier_z or self.n < self.warmup or n < 4 * k + 20:
+        p = self.p
+        k = p.outlier_rank
+        d = self.sort0
+        n = len(d) if d is not None else 0
+        if not p.outlier_z or self.n < p.warmup or n < 4 * k + 20:
             return 0.0
         iqr = d[(3 * n) // 4] - d[n // 4]
         if iqr <= 0.0:
             return 0.0
         return max(v - d[n - 1 - k], d[k] - v, 0.0) * 1.349 / iqr
 
-    def score_one(self, x: Features) -> float:
-        v = float(next(iter(x.values()), 0.0))
-        if not math.isfinite(v):
-            # Not learned either; an infinite reading is as extreme as it gets.
-            return 0.0 if math.isnan(v) else 1.0
-        raws = self._raws(self._features(v))
-        s = self._evidence(v, raws)
-        self._pending = (v, raws, s)
-        # Refractory: only evidence above every recent peak is news.
-        if self.peaks and s <= self.peaks[0][1]:
-            s *= self.damp
-        # A gross outlier alarms undamped, so a second spike soon after a first is still
-        # caught; only the first point of an excursion counts (level shifts are the other
-        # channels' job).
-        oz = self.outlier_z
-        z = self._outlier_z(v)
-        if oz and z >= oz and not self.prev_outlier:
-            s = max(s, 1.0 + (z - oz) / oz)
-        return 1.0 - 10.0 ** (-3.0 * s)
+    def _allocate(self) -> None:
+        self.local, self.rec0, self.rec1, self.rec2 = [], [], [], []
+        self.peak_n, self.peak_s = [], []
+        self.ring0, self.ring1, self.ring2 = array("d"), array("d"), array("d")
+        self.sort0, self.sort1, self.sort2 = array("d"), array("d"), array("d")
 
-    def learn_one(self, x: Features) -> None:
-        v = float(next(iter(x.values()), 0.0))
-        if not math.isfinite(v):
-            return  # a NaN or inf would poison every window; such events are not learned
-        pending, self._pending = self._pending, None
-        if pending is not None and pending[0] == v:
-            _, raws, s = pending
+    def _learn(self, v: float, ev: _Evidence) -> None:
+        s, r0, r1, r2, mean, diff, spatial = ev
+        if self.local is None:
+            self._allocate()
+        p = self.p
+        self.n = n = self.n + 1
+        peak_n, peak_s = self.peak_n, self.peak_s
+        while peak_s and peak_s[-1] <= s:
+            peak_s.pop()
+            peak_n.pop()
+        peak_n.append(n)
+        peak_s.append(s)
+        while peak_n[0] <= n - p.refractory:
+            del peak_n[0]
+            del peak_s[0]
+        # Rank windows: the three share one length and ring position.
+        ring0, ring1, ring2 = self.ring0, self.ring1, self.ring2
+        sort0, sort1, sort2 = self.sort0, self.sort1, self.sort2
+        if len(ring0) < p.history:
+            ring0.append(v)
+            ring1.append(diff)
+            ring2.append(mean)
         else:
-            raws = self._raws(self._features(v))
-            s = self._evidence(v, raws)
-        feats = self._features(v)
-        self.n += 1
-        peaks = self.peaks
-        while peaks and peaks[-1][1] <= s:
-            peaks.pop()
-        peaks.append((self.n, s))
-        while peaks[0][0] <= self.n - self.refractory:
-            peaks.popleft()
-        for w, f in zip(self.ranks, feats, strict=True):
-            w.add(f)
-        for c, r in zip(self.liks, raws, strict=True):
-            c.learn(r)
-        self.prev_outlier = bool(self.outlier_z) and self._outlier_z(v) >= self.outlier_z
-        self.local.append(v)
+            pos = self.pos
+            del sort0[bisect_left(sort0, ring0[pos])]
+            del sort1[bisect_left(sort1, ring1[pos])]
+            del sort2[bisect_left(sort2, ring2[pos])]
+            ring0[pos] = v
+            ring1[pos] = diff
+            ring2[pos] = mean
+            self.pos = (pos + 1) % p.history
+        insort_right(sort0, v)
+        insort_right(sort1, diff)
+        insort_right(sort2, mean)
+        # Likelihood channels: the long-run mean/variance of the short mean surprise.
+        short = p.short_window
+        rec0, rec1, rec2 = self.rec0, self.rec1, self.rec2
+        rec0.append(r0)
+        rec1.append(r1)
+        rec2.append(r2)
+        if len(rec0) > short:
+            del rec0[0], rec1[0], rec2[0]
+        if len(rec0) == short:
+            self.count = count = self.count + 1
+            # Until the long window has filled, a plain running average converges faster.
+            a = 1.0 / count
+            if not a > p.alpha:
+                a = p.alpha
+            d = sum(rec0) / short - self.mean0
+            self.mean0 += a * d
+            self.var0 = (1.0 - a) * (self.var0 + a * d * d)
+            d = sum(rec1) / short - self.mean1
+            self.mean1 += a * d
+            self.var1 = (1.0 - a) * (self.var1 + a * d * d)
+            d = sum(rec2) / short - self.mean2
+            self.mean2 += a * d
+            self.var2 = (1.0 - a) * (self.var2 + a * d * d)
+        if p.outlier_z:
+            self.prev_outlier = self._outlier_z(v) >= p.outlier_z
+        local = self.local
+        local.append(v)
+        if len(local) > p.local:
+            del local[0]
         self.prev = v
-        if self.forget_spikes:
-            self._track_excursion(v)
-        self.lo = min(self.lo, v)
-        self.hi = max(self.hi, v)
+        if p.forget_spikes:
+            self._track_excursion(v, spatial)
+        if v < self.lo:
+            self.lo = v
+        if v > self.hi:
+            self.hi = v
 
-    def _track_excursion(self, v: float) -> None:
+    def _track_excursion(self, v: float, spatial: float) -> None:
         """A short excursion far beyond the range (a spike of up to ``MAX_SPIKE_LEN`` points)
         does not widen the range once the series is back inside it, so a later spike as
         large alarms again; a longer one (a level shift) does."""
-        if self._excursion is None:
-            if self.last_parts.get("spatial", 0.0) >= self.forget_spikes:
-                self._excursion = (self.lo, self.hi, 1)
+        exc = self.excursion
+        if exc is None:
+            if spatial >= self.p.forget_spikes:
+                self.excursion = (self.lo, self.hi, 1)
             return
-        lo0, hi0, length = self._excursion
+        lo0, hi0, length = exc
         if lo0 <= v <= hi0:
             self.lo, self.hi = lo0, hi0
-            self._excursion = None
+            self.excursion = None
         elif length >= MAX_SPIKE_LEN:
-            self._excursion = None
+            self.excursion = None
         else:
-            self._excursion = (lo0, hi0, length + 1)
+            self.excursion = (lo0, hi0, length + 1)
+
+    def score_one(self, x: Features) -> float:
+        v = float(next(iter(x.values()), 0.0))
+        if v - v != 0.0:  # NaN or inf
+            # Not learned either; an infinite reading is as extreme as it gets.
+            return 0.0 if v != v else 1.0
+        ev = self._evidence(v)
+        self.pending = (v, ev)
+        return self._raw(v, ev[0])
+
+    def learn_one(self, x: Features) -> None:
+        v = float(next(iter(x.values()), 0.0))
+        if v - v != 0.0:
+            return  # a NaN or inf would poison every window; such events are not learned
+        pending, self.pending = self.pending, None
+        ev = pending[1] if pending is not None and pending[0] == v else self._evidence(v)
+        self._learn(v, ev)
+
+    def score_learn_one(self, x: Features) -> float:
+        """``score_one(x)`` then ``learn_one(x)``, computing the evidence once."""
+        for v in x.values():
+            v = float(v)
+            break
+        else:
+            v = 0.0
+        if v - v != 0.0:
+            return 0.0 if v != v else 1.0
+        self.pending = None
+        ev = self._evidence(v)
+        raw = self._raw(v, ev[0])
+        self._learn(v, ev)
+        return raw
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        """Compact state: scalars plus every window as one array of doubles (~50 B + 8 B
+        per stored value, about 20x faster to pickle than the per-object layout)."""
+        head = (STATE_VERSION, self.p.key, self.n, self.count, self.pos, self.prev_outlier,
+                self.excursion, self.pending)
+        if self.local is None:
+            return (*head, self.lo, self.hi, self.prev, None, None)
+        buf = array("d", (self.lo, self.hi, self.prev, self.mean0, self.mean1, self.mean2,
+                          self.var0, self.var1, self.var2))
+        for part in (self.local, self.rec0, self.rec1, self.rec2, self.peak_s):
+            buf.fromlist(part)
+        for window in (self.ring0, self.ring1, self.ring2, self.sort0, self.sort1, self.sort2):
+            buf.extend(window)
+        sizes = (len(self.local), len(self.rec0), len(self.peak_s), len(self.ring0))
+        return (*head, sizes, array("q", self.peak_n).tobytes(), buf.tobytes())
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or not state or state[0] != STATE_VERSION:
+            raise StateVersionError(
+                "rarity_likelihood state from another version of the detector; "
+                "the stream starts over")
+        (_, key, self.n, self.count, self.pos, self.prev_outlier, excursion, pending,
+         *rest) = state
+        self.p = _params(tuple(key))
+        self.excursion = excursion
+        self.pending = pending
+        self.mean0 = self.mean1 = self.mean2 = self.var0 = self.var1 = self.var2 = 0.0
+        if len(rest) == 5:  # nothing learned yet
+            self.lo, self.hi, self.prev = rest[0], rest[1], rest[2]
+            self.local = None
+            self.rec0 = self.rec1 = self.rec2 = self.peak_s = None  # type: ignore[assignment]
+            self.peak_n = None  # type: ignore[assignment]
+            self.ring0 = self.ring1 = self.ring2 = None  # type: ignore[assignment]
+            self.sort0 = self.sort1 = self.sort2 = None  # type: ignore[assignment]
+            return
+        (n_local, n_rec, n_peaks, n_ring), peak_n, blob = rest
+        buf = array("d")
+        buf.frombytes(blob)
+        (self.lo, self.hi, self.prev, self.mean0, self.mean1, self.mean2,
+         self.var0, self.var1, self.var2) = buf[:9]
+        i = 9
+        lists = []
+        for size in (n_local, n_rec, n_rec, n_rec, n_peaks):
+            lists.append(buf[i:i + size].tolist())
+            i += size
+        self.local, self.rec0, self.rec1, self.rec2, self.peak_s = lists
+        peaks = array("q")
+        peaks.frombytes(peak_n)
+        self.peak_n = peaks.tolist()
+        windows = []
+        for _ in range(6):
+            windows.append(buf[i:i + n_ring])
+            i += n_ring
+        self.ring0, self.ring1, self.ring2, self.sort0, self.sort1, self.sort2 = windows
