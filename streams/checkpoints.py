@@ -20,7 +20,7 @@ import pickle
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 CheckpointSignatureError = StateSignatureError
 sign = sign_payload
 verify = verify_payload
-__all__ = ["MAGIC", "CheckpointSignatureError", "CheckpointStore", "sign", "state_key", "verify"]
+__all__ = ["MAGIC", "CheckpointSignatureError", "CheckpointStore", "load_state", "sign", "state_key", "verify"]
 
 
 # The key of the progress marks in the state topic: not valid UTF-8, so never a stream's key.
@@ -50,6 +50,23 @@ PROGRESS_KEY = b"\xff\xfepynomaly-emitted"
 def _progress_payload(partition: int, offset: int) -> bytes:
     # The partition is signed too: a mark copied to another partition is rejected.
     return b"emitted %d %d" % (partition, offset)
+
+
+def load_state(blob: bytes, key: bytes) -> tuple[int, Any]:
+    """(offset learned, pipeline) of a checkpoint; CheckpointSignatureError when unusable.
+
+    A genuine checkpoint written by another code version (a detector class renamed or
+    removed since) fails to unpickle with AttributeError, ImportError...: it is rejected
+    like a forged one, and the stream re-warms, instead of crashing the worker on every
+    restart.
+    """
+    payload = verify(blob, key)
+    try:
+        offset, pipeline = pickle.loads(payload)  # noqa: S301 (verified above)
+    except Exception as exc:
+        raise CheckpointSignatureError(
+            f"signed state this version cannot load ({type(exc).__name__}: {exc})") from None
+    return int(offset), pipeline
 
 
 def state_key(settings: Settings) -> bytes | None:
@@ -244,7 +261,7 @@ class CheckpointStore:
         restored = 0
         for stream, blob in latest.items():
             try:
-                offset, pipeline = pickle.loads(verify(blob, self.key))  # noqa: S301 (verified)
+                offset, pipeline = load_state(blob, self.key)
             except CheckpointSignatureError as exc:
                 self.metrics.checkpoint_restores.labels("rejected").inc()
                 log.warning("rejected checkpoint of a stream on partition %d: %s; it re-warms", partition, exc)

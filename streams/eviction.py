@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.checkpoints import CheckpointSignatureError, CheckpointStore, sign, verify
+from streams.checkpoints import CheckpointSignatureError, CheckpointStore, load_state, sign
 from streams.errors import SettingsError
 from streams.kafka_auth import aiokafka_auth_kwargs
 from streams.scoring import BatchOutput, StreamScorer
@@ -180,7 +180,7 @@ class StreamEvictor:
                 log.warning("evicted state of a stream on partition %d is gone; it re-warms", partition)
                 continue
             try:
-                learned, pipeline = pickle.loads(verify(blob, self.store.key))  # noqa: S301 (verified)
+                learned, pipeline = load_state(blob, self.store.key)
             except CheckpointSignatureError as exc:
                 self.rejected.inc()
                 log.warning("rejected evicted state on partition %d: %s; it re-warms", partition, exc)
