@@ -130,6 +130,7 @@ def connect_checkpoints(app: faust.App, settings: Settings, store: CheckpointSto
             await store.on_revoked(moved)
         owned.clear()
         owned.update(now)
+        store.prefetch(now)
 
     async def on_shutdown(sender: Any, **kwargs: Any) -> None:
         await store.stop()

@@ -215,16 +215,28 @@ class CheckpointStore:
             out.append((stream, partition, blob))
         return out
 
-    async def ensure_restored(self, partitions: Iterable[int]) -> None:
+    def prefetch(self, partitions: Iterable[int]) -> None:
+        """Start restoring ``partitions`` in the background (called on assignment), so the
+        first batch of each rarely waits, and never for another partition's restore."""
         for p in partitions:
-            if p in self.restored:
-                continue
-            task = self._restoring.get(p)
-            if task is None:
-                task = self._restoring[p] = asyncio.ensure_future(self._restore(p))
-            await task
-            self.restored.add(p)
-            self._restoring.pop(p, None)
+            if p not in self.restored and p not in self._restoring:
+                self._restoring[p] = asyncio.ensure_future(self._restore(p))
+
+    async def ensure_restored(self, partitions: Iterable[int]) -> None:
+        """Wait until ``partitions`` are restored; their restores run concurrently."""
+        missing = [p for p in partitions if p not in self.restored]
+        if not missing:
+            return
+        self.prefetch(missing)
+        tasks = [self._restoring[p] for p in missing]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for p, task in zip(missing, tasks, strict=True):
+                if task.done():  # failed restores are dropped, so the next batch retries
+                    self._restoring.pop(p, None)
+                    if not task.cancelled() and task.exception() is None:
+                        self.restored.add(p)
 
     async def _restore(self, partition: int) -> int:
         started = time.perf_counter()
@@ -304,4 +316,7 @@ class CheckpointStore:
             self.evictor.forget_partitions(partitions)
         for p in partitions:
             self._marked.pop(p, None)
+            task = self._restoring.pop(p, None)
+            if task is not None:
+                task.cancel()  # a prefetch for a partition that moved on
         self.restored.difference_update(partitions)
