@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterable
-from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.alerting.engine import AlertEngine
+from streams.compacted import read_to_end, restore_consumer_kwargs
 from streams.kafka_auth import aiokafka_auth_kwargs
 from streams.settings import Settings
 
@@ -45,10 +44,10 @@ class AlertStateStore:
 
     async def start(self) -> None:
         await self._ensure_topic()
-        extra: dict[str, Any] = {"max_batch_size": 1} if self.settings.dev_broker else {}
-        # (Tansu misreports high watermarks after multi-record batches; see streams/checkpoints.py)
+        # Multi-record batches are fine: restores read to the fetch high watermark
+        # (streams.compacted), which stays right where a broker's ListOffsets lags.
         self._producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, linger_ms=5,
-                                          acks="all", **extra, **aiokafka_auth_kwargs(self.settings))
+                                          acks="all", **aiokafka_auth_kwargs(self.settings))
         await self._producer.start()
 
     async def stop(self) -> None:
@@ -85,11 +84,15 @@ class AlertStateStore:
         return len(streams)
 
     async def ensure_restored(self, partitions: Iterable[int]) -> None:
+        """Restore the partitions not restored yet, concurrently (the scoring drain waits)."""
         async with self._lock:
+            missing = sorted(set(partitions) - self.restored)
+            if not missing:
+                return
             if self._producer is None:
                 await self.start()
-            for p in sorted(set(partitions) - self.restored):
-                n = await self._restore(p)
+            counts = await asyncio.gather(*(self._restore(p) for p in missing))
+            for p, n in zip(missing, counts, strict=True):
                 self.restored.add(p)
                 log.info("alerting: restored incident state of %d streams of partition %d", n, p)
 
@@ -105,20 +108,15 @@ class AlertStateStore:
 
     async def _restore(self, partition: int) -> int:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
-                                    enable_auto_commit=False, **aiokafka_auth_kwargs(self.settings))
+                                    **restore_consumer_kwargs(), **aiokafka_auth_kwargs(self.settings))
         await consumer.start()
         tp = TopicPartition(self.topic, partition)
         latest: dict[str, bytes] = {}
         try:
             consumer.assign([tp])
-            end = (await consumer.end_offsets([tp]))[tp]
-            await consumer.seek_to_beginning(tp)
-            deadline = time.monotonic() + 60
-            while end and await consumer.position(tp) < end and time.monotonic() < deadline:
-                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
-                for msg in batch.get(tp, []):
-                    if msg.key is not None and msg.value is not None:
-                        latest[msg.key.decode("utf-8", "replace")] = msg.value
+            async for msg in read_to_end(consumer, tp):
+                if msg.key is not None and msg.value is not None:
+                    latest[msg.key.decode("utf-8", "replace")] = msg.value
         finally:
             await consumer.stop()
         for stream, blob in latest.items():
