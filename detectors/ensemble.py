@@ -24,12 +24,13 @@ robust-outlier channel on top.
 from __future__ import annotations
 
 import math
-from array import array
-from bisect import bisect_left, bisect_right, insort_right
 from typing import Any
+
+import numpy as np
 
 from detectors.errors import DetectorError
 from detectors.protocol import Features
+from detectors.rank_windows import capacity_for, grow, new_buffer, pack, step, unpack
 from detectors.registry import register
 
 _SQRT2 = math.sqrt(2.0)
@@ -118,7 +119,7 @@ class RarityLikelihood:
         "mean0", "mean1", "mean2", "var0", "var1", "var2",  # likelihood channels' long run
         "local", "rec0", "rec1", "rec2",  # last values / surprises, oldest first (lists)
         "peak_n", "peak_s",  # sliding max of recent evidence (monotone deque as two lists)
-        "pos", "ring0", "ring1", "ring2", "sort0", "sort1", "sort2",  # rank windows
+        "pos", "cap", "buf",  # the three rank windows (detectors.rank_windows)
     )
 
     def __init__(
@@ -158,10 +159,11 @@ class RarityLikelihood:
         self.count = 0
         self.mean0 = self.mean1 = self.mean2 = self.var0 = self.var1 = self.var2 = 0.0
         self.pos = 0
+        self.cap = 0
+        self.buf: np.ndarray | None = None
         self.local: list[float] | None = None  # None until the first learned value
         self.rec0 = self.rec1 = self.rec2 = self.peak_s = None  # type: ignore[assignment]
         self.peak_n: list[int] = None  # type: ignore[assignment]
-        self.ring0 = self.ring1 = self.ring2 = self.sort0 = self.sort1 = self.sort2 = None  # type: ignore[assignment]
 
     def fresh(self) -> RarityLikelihood:
         """A new, untrained detector with these parameters (no validation: ~1 µs)."""
@@ -178,8 +180,33 @@ class RarityLikelihood:
     def warming_up(self) -> bool:
         return self.n < self.p.warmup
 
-    def _evidence(self, v: float) -> _Evidence:
-        """Everything ``v`` is scored on, from the state before it (no mutation).
+    def _windows(self, v: float, diff: float, mean: float, learn: bool
+                 ) -> tuple[int, int, int, float, float]:
+        """Ranks of the three features (and the diff window's extremes) before this event;
+        with ``learn``, also add them to the windows."""
+        history = self.p.history
+        n = self.n
+        m = n if n < history else history
+        buf = self.buf
+        if learn:
+            if buf is None:
+                buf = self.buf = new_buffer(capacity_for(0, history))
+                self.cap = capacity_for(0, history)
+            elif m == self.cap and m < history:
+                cap = capacity_for(m, history)
+                buf = self.buf = grow(buf, self.cap, m, cap)
+                self.cap = cap
+            pos = self.pos
+            if m == history:
+                self.pos = (pos + 1) % history
+            return step(buf, self.cap, m, pos, history, v, diff, mean, True)  # type: ignore[no-any-return]
+        if buf is None:
+            return 0, 0, 0, 0.0, 0.0
+        return step(buf, self.cap, m, self.pos, history, v, diff, mean, False)  # type: ignore[no-any-return]
+
+    def _evidence(self, v: float, learn: bool) -> _Evidence:
+        """Everything ``v`` is scored on, from the state before it; with ``learn`` the rank
+        windows take the event too (nothing else changes).
 
         Every expression keeps the original's operand order: results are bit-identical.
         """
@@ -192,27 +219,18 @@ class RarityLikelihood:
         else:
             mean = (sum(local) + v) / (len(local) + 1)
         diff = v - self.prev if n else 0.0
+        k0, k1, k2, dlo, dhi = self._windows(v, diff, mean, learn)
+        m = n if n < p.history else p.history
         if n < 10:
             r0 = r1 = r2 = 0.0
-            m = len(self.sort1) if n else 0
         else:
             # -log10 of the two-sided empirical tail of each feature, scaled to [0, 1].
             norm = p.log_norm
-            srt = self.sort0
-            m = len(srt)
-            k = bisect_right(srt, v)
-            k2 = m - bisect_left(srt, v)
-            q = 2.0 * ((k if k < k2 else k2) + 1) / (m + 2)
+            q = 2.0 * (k0 + 1) / (m + 2)
             r0 = -_log10(q if q < 1.0 else 1.0) / norm
-            srt = self.sort1
-            k = bisect_right(srt, diff)
-            k2 = m - bisect_left(srt, diff)
-            q = 2.0 * ((k if k < k2 else k2) + 1) / (m + 2)
+            q = 2.0 * (k1 + 1) / (m + 2)
             r1 = -_log10(q if q < 1.0 else 1.0) / norm
-            srt = self.sort2
-            k = bisect_right(srt, mean)
-            k2 = m - bisect_left(srt, mean)
-            q = 2.0 * ((k if k < k2 else k2) + 1) / (m + 2)
+            q = 2.0 * (k2 + 1) / (m + 2)
             r2 = -_log10(q if q < 1.0 else 1.0) / norm
         if self.count < p.lik_ready:
             lik = 0.0 / p.log_scale
@@ -246,8 +264,7 @@ class RarityLikelihood:
                 spatial = 1.0 + excess / span
             if p.jump_weight and m >= 10:
                 # A step far beyond every recent step: catches spikes inside the value range.
-                d = self.sort1
-                top, bottom = d[-1], d[0]
+                top, bottom = dhi, dlo
                 above, below = diff - top, bottom - diff
                 excess = below if below > above else above
                 if excess > 0.0:
@@ -276,20 +293,19 @@ class RarityLikelihood:
         robust (IQR) units; 0 while the history is too short or flat."""
         p = self.p
         k = p.outlier_rank
-        d = self.sort0
-        n = len(d) if d is not None else 0
+        n = self.n if self.n < p.history else p.history
         if not p.outlier_z or self.n < p.warmup or n < 4 * k + 20:
             return 0.0
-        iqr = d[(3 * n) // 4] - d[n // 4]
+        buf, base = self.buf, 3 * self.cap  # channel 0's sorted values
+        assert buf is not None
+        iqr = float(buf[base + (3 * n) // 4]) - float(buf[base + n // 4])
         if iqr <= 0.0:
             return 0.0
-        return max(v - d[n - 1 - k], d[k] - v, 0.0) * 1.349 / iqr
+        return max(v - float(buf[base + n - 1 - k]), float(buf[base + k]) - v, 0.0) * 1.349 / iqr
 
     def _allocate(self) -> None:
         self.local, self.rec0, self.rec1, self.rec2 = [], [], [], []
         self.peak_n, self.peak_s = [], []
-        self.ring0, self.ring1, self.ring2 = array("d"), array("d"), array("d")
-        self.sort0, self.sort1, self.sort2 = array("d"), array("d"), array("d")
 
     def _learn(self, v: float, ev: _Evidence) -> None:
         s, r0, r1, r2, mean, diff, spatial = ev
@@ -306,25 +322,6 @@ class RarityLikelihood:
         while peak_n[0] <= n - p.refractory:
             del peak_n[0]
             del peak_s[0]
-        # Rank windows: the three share one length and ring position.
-        ring0, ring1, ring2 = self.ring0, self.ring1, self.ring2
-        sort0, sort1, sort2 = self.sort0, self.sort1, self.sort2
-        if len(ring0) < p.history:
-            ring0.append(v)
-            ring1.append(diff)
-            ring2.append(mean)
-        else:
-            pos = self.pos
-            del sort0[bisect_left(sort0, ring0[pos])]
-            del sort1[bisect_left(sort1, ring1[pos])]
-            del sort2[bisect_left(sort2, ring2[pos])]
-            ring0[pos] = v
-            ring1[pos] = diff
-            ring2[pos] = mean
-            self.pos = (pos + 1) % p.history
-        insort_right(sort0, v)
-        insort_right(sort1, diff)
-        insort_right(sort2, mean)
         # Likelihood channels: the long-run mean/variance of the short mean surprise.
         short = p.short_window
         rec0, rec1, rec2 = self.rec0, self.rec1, self.rec2
@@ -385,7 +382,7 @@ class RarityLikelihood:
         if v - v != 0.0:  # NaN or inf
             # Not learned either; an infinite reading is as extreme as it gets.
             return 0.0 if v != v else 1.0
-        ev = self._evidence(v)
+        ev = self._evidence(v, False)
         self.pending = (v, ev)
         return self._raw(v, ev[0])
 
@@ -394,7 +391,11 @@ class RarityLikelihood:
         if v - v != 0.0:
             return  # a NaN or inf would poison every window; such events are not learned
         pending, self.pending = self.pending, None
-        ev = pending[1] if pending is not None and pending[0] == v else self._evidence(v)
+        if pending is not None and pending[0] == v:
+            ev = pending[1]
+            self._windows(v, ev[5], ev[4], True)
+        else:
+            ev = self._evidence(v, True)
         self._learn(v, ev)
 
     def score_learn_one(self, x: Features) -> float:
@@ -407,62 +408,44 @@ class RarityLikelihood:
         if v - v != 0.0:
             return 0.0 if v != v else 1.0
         self.pending = None
-        ev = self._evidence(v)
-        raw = self._raw(v, ev[0])
+        if self.p.outlier_z:  # its score reads the windows before this event is added
+            ev = self._evidence(v, False)
+            raw = self._raw(v, ev[0])
+            self._windows(v, ev[5], ev[4], True)
+        else:
+            ev = self._evidence(v, True)
+            raw = self._raw(v, ev[0])
         self._learn(v, ev)
         return raw
 
     def __getstate__(self) -> tuple[Any, ...]:
-        """Compact state: scalars plus every window as one array of doubles (~50 B + 8 B
-        per stored value, about 20x faster to pickle than the per-object layout)."""
-        head = (STATE_VERSION, self.p.key, self.n, self.count, self.pos, self.prev_outlier,
-                self.excursion, self.pending)
-        if self.local is None:
-            return (*head, self.lo, self.hi, self.prev, None, None)
-        buf = array("d", (self.lo, self.hi, self.prev, self.mean0, self.mean1, self.mean2,
-                          self.var0, self.var1, self.var2))
-        for part in (self.local, self.rec0, self.rec1, self.rec2, self.peak_s):
-            buf.fromlist(part)
-        for window in (self.ring0, self.ring1, self.ring2, self.sort0, self.sort1, self.sort2):
-            buf.extend(window)
-        sizes = (len(self.local), len(self.rec0), len(self.peak_s), len(self.ring0))
-        return (*head, sizes, array("q", self.peak_n).tobytes(), buf.tobytes())
+        """Compact state: scalars, the short lists, the windows as raw bytes (8 B/value)."""
+        state = (STATE_VERSION, self.p.key, self.n, self.count, self.pos, self.prev_outlier,
+                 self.excursion, self.pending, self.lo, self.hi, self.prev)
+        if self.buf is None:
+            return state
+        m = self.n if self.n < self.p.history else self.p.history
+        return (*state, self.mean0, self.mean1, self.mean2, self.var0, self.var1, self.var2,
+                self.local, self.rec0, self.rec1, self.rec2, self.peak_n, self.peak_s,
+                pack(self.buf, self.cap, m))
 
     def __setstate__(self, state: Any) -> None:
         if not isinstance(state, tuple) or not state or state[0] != STATE_VERSION:
             raise StateVersionError(
                 "rarity_likelihood state from another version of the detector; "
                 "the stream starts over")
-        (_, key, self.n, self.count, self.pos, self.prev_outlier, excursion, pending,
-         *rest) = state
-        self.p = _params(tuple(key))
-        self.excursion = excursion
-        self.pending = pending
-        self.mean0 = self.mean1 = self.mean2 = self.var0 = self.var1 = self.var2 = 0.0
-        if len(rest) == 5:  # nothing learned yet
-            self.lo, self.hi, self.prev = rest[0], rest[1], rest[2]
+        (_, key, self.n, self.count, self.pos, self.prev_outlier, self.excursion,
+         self.pending, self.lo, self.hi, self.prev, *rest) = state
+        self.p = p = _params(key)
+        if not rest:  # nothing learned yet
+            self.mean0 = self.mean1 = self.mean2 = self.var0 = self.var1 = self.var2 = 0.0
             self.local = None
             self.rec0 = self.rec1 = self.rec2 = self.peak_s = None  # type: ignore[assignment]
             self.peak_n = None  # type: ignore[assignment]
-            self.ring0 = self.ring1 = self.ring2 = None  # type: ignore[assignment]
-            self.sort0 = self.sort1 = self.sort2 = None  # type: ignore[assignment]
+            self.buf = None
+            self.cap = 0
             return
-        (n_local, n_rec, n_peaks, n_ring), peak_n, blob = rest
-        buf = array("d")
-        buf.frombytes(blob)
-        (self.lo, self.hi, self.prev, self.mean0, self.mean1, self.mean2,
-         self.var0, self.var1, self.var2) = buf[:9]
-        i = 9
-        lists = []
-        for size in (n_local, n_rec, n_rec, n_rec, n_peaks):
-            lists.append(buf[i:i + size].tolist())
-            i += size
-        self.local, self.rec0, self.rec1, self.rec2, self.peak_s = lists
-        peaks = array("q")
-        peaks.frombytes(peak_n)
-        self.peak_n = peaks.tolist()
-        windows = []
-        for _ in range(6):
-            windows.append(buf[i:i + n_ring])
-            i += n_ring
-        self.ring0, self.ring1, self.ring2, self.sort0, self.sort1, self.sort2 = windows
+        (self.mean0, self.mean1, self.mean2, self.var0, self.var1, self.var2, self.local,
+         self.rec0, self.rec1, self.rec2, self.peak_n, self.peak_s, windows) = rest
+        m = self.n if self.n < p.history else p.history
+        self.buf, self.cap = unpack(windows, m, p.history)

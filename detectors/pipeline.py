@@ -79,11 +79,12 @@ _STATELESS_CALIBRATORS = (IdentityCalibrator, GaussianTailCalibrator)
 class _Plan:
     """What every pipeline of one config shares: built (and validated) once per config."""
 
-    __slots__ = ("config", "proto", "calibrator", "threshold", "fused", "identity", "fixed",
-                 "versioned")
+    __slots__ = ("config", "fields", "proto", "calibrator", "threshold", "fused", "identity",
+                 "fixed", "versioned")
 
     def __init__(self, config: PipelineConfig, detector: Detector | None = None) -> None:
         self.config = config
+        self.fields = tuple(getattr(config, f) for f in _FIELDS)  # what a pickle stores
         det = detector or _create(config)
         self.proto = det
         cal = make_calibrator(config.calibration, det)
@@ -125,13 +126,17 @@ def _plan(config: PipelineConfig) -> _Plan:
     return plan
 
 
+_PARAMS_AT = _FIELDS.index("params")
+
+
 def _intern(fields: tuple[Any, ...]) -> PipelineConfig:
+    params = fields[_PARAMS_AT]
+    key = (*fields[:_PARAMS_AT], tuple(sorted(params.items())) if params else (),
+           *fields[_PARAMS_AT + 1:])
     try:
-        key = tuple(tuple(sorted(f.items())) if isinstance(f, Mapping) else f for f in fields)
-        hash(key)
+        config = _CONFIGS.get(key)
     except TypeError:  # unhashable parameter values: no sharing
         return PipelineConfig(*fields)
-    config = _CONFIGS.get(key)
     if config is None:
         if len(_CONFIGS) > 1024:
             _CONFIGS.clear()
@@ -265,8 +270,8 @@ class StreamPipeline:
         self.version += getattr(old, "model_version", 0) + 1
 
     def __getstate__(self) -> tuple[Any, ...]:
-        plan, config = self._plan, self.config
-        return (STATE_VERSION, tuple(getattr(config, f) for f in _FIELDS), self.detector,
+        plan = self._plan
+        return (STATE_VERSION, plan.fields, self.detector,
                 None if plan.calibrator is not None else self.calibrator,
                 None if plan.threshold is not None else self.threshold,
                 self.version, self.seen, self._reference, self.seasonal, self._run,

@@ -163,3 +163,24 @@ def test_arbitrary_values_match_frozen(values: list[float], cut: int) -> None:
     config = dataclasses.replace(_default(), warmup=5,
                                  params={"history": 20, "long_window": 30, "short_window": 3})
     _compare(config, [{"value": v} for v in values], pickle_at=cut)
+
+
+def test_detector_api_matches_frozen() -> None:
+    """score_one / learn_one called separately (evaluation, explanations, rebaselines),
+    with extra probes scored in between and values learned without being scored."""
+    from detectors.ensemble import RarityLikelihood
+    from tests.detectors.frozen.ensemble import RarityLikelihood as Old
+
+    rng = random.Random(11)
+    for params in ({}, {"outlier_z": 3.0, "history": 50}):
+        old, new = Old(**params), RarityLikelihood(**params)
+        for i, x in enumerate(_synthetic("spikes", 5, n=1600)):
+            if i % 7 == 0:
+                probe = {"value": rng.gauss(0.0, 3.0)}
+                assert old.score_one(probe) == new.score_one(probe)
+            if i % 11 != 0:
+                assert old.score_one(x) == new.score_one(x), i
+            old.learn_one(x)
+            new.learn_one(x)
+            if i == 900:
+                new = pickle.loads(pickle.dumps(new))  # noqa: S301
