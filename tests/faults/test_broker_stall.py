@@ -29,8 +29,8 @@ def produce(load: Load, start: int, n: int, streams: int = 50) -> None:
 
 
 def test_worker_recovers_from_a_stopped_broker(tmp_path: Path):
-    stall_s = size(10, 30)
-    per_phase = 2_000
+    stall_s = size(5, 30)
+    per_phase = size(1_000, 2_000)
     broker = EmbeddedBroker().start()
     env = topic_env(unique("stall"))
     worker = WorkerProcess(broker.bootstrap, env, tmp_path, free_port())

@@ -53,7 +53,7 @@ def check(key: bytes | None, value: bytes | None, offset: int) -> tuple[int, int
 
 
 def test_generated_hostile_records_never_raise():
-    n = size(100_000, 1_000_000)
+    n = size(30_000, 1_000_000)
     rng = random.Random(20261127)
     started = time.perf_counter()
     events = dead = 0
@@ -79,14 +79,14 @@ event_like = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=size(400, 5_000), deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=size(150, 5_000), deadline=None, suppress_health_check=list(HealthCheck))
 @given(doc=st.one_of(event_like, st.lists(event_like, max_size=4), json_values),
        key=st.none() | st.binary(max_size=20))
 def test_hypothesis_json_documents(doc, key):
     check(key, orjson.dumps(doc), 1)
 
 
-@settings(max_examples=size(400, 5_000), deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=size(150, 5_000), deadline=None, suppress_health_check=list(HealthCheck))
 @given(value=st.none() | st.binary(max_size=2_000), key=st.none() | st.binary(max_size=20))
 def test_hypothesis_arbitrary_bytes(value, key):
     check(key, value, 2)

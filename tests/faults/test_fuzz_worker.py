@@ -2,7 +2,7 @@
 the worker stays up and its memory stays bounded.
 
 Every delivered input offset must appear as the ``source`` of a scored or a dead-letter
-record (forwarded events keep their original source). 2,000 records by default, 5,000 with
+record (forwarded events keep their original source). 1,000 records by default, 5,000 with
 PYNOMALY_FAULTS_FULL=1; a few of them are ~1 MB.
 """
 
@@ -16,14 +16,19 @@ import pytest
 
 from tests.faults import fuzzgen
 from tests.faults.support import Load, Tail, metric, report, rss_kib, scrape, size
+from tests.support.kafka import topic_env, unique
 
 pytestmark = pytest.mark.faults
+
+ENV = topic_env(unique("fuzz"))
+PRESTART = [ENV]  # started ahead by tests/faults/conftest.py
 
 RSS_LIMIT_KIB = 700 * 1024
 
 
-def test_fuzzed_records_are_scored_or_deadlettered(kafka_bootstrap, app_env, start_worker):
-    n = size(2_000, 5_000)
+def test_fuzzed_records_are_scored_or_deadlettered(kafka_bootstrap, start_worker):
+    app_env = ENV
+    n = size(1_000, 5_000)
     worker = start_worker(app_env)
     pid = worker.proc.pid
     rss_start = rss_kib(pid)

@@ -3,7 +3,7 @@
 A producer sends ever new keys (one event each); the worker keeps at most the cap in
 memory, evicts the rest to the checkpoint topic and counts them. Then some of the first
 keys return: their state is read back (they are past warm-up, which a fresh detector
-would not be) while new keys keep arriving. CI: 20,000 keys, cap 2,000;
+would not be) while new keys keep arriving. CI: 10,000 keys, cap 1,000;
 PYNOMALY_FAULTS_FULL=1: 10^6 keys, cap 20,000 (10^7 keys would hold ~30 GB of evicted
 state in the embedded broker's memory: run that against a real Kafka cluster).
 """
@@ -16,17 +16,21 @@ import orjson
 import pytest
 
 from tests.faults.support import FULL, Load, Tail, metric, report, rss_kib, scrape, size
+from tests.support.kafka import topic_env, unique
 
 pytestmark = pytest.mark.faults
 
-CAP = size(2_000, 20_000)
+CAP = size(1_000, 20_000)
+ENV = {**topic_env(unique("keys")), "PYNOMALY_MAX_STREAMS_IN_MEMORY": str(CAP),
+       "PYNOMALY_WARMUP_EVENTS": "1"}
+PRESTART = [ENV]  # started ahead by tests/faults/conftest.py
 
 
-def test_distinct_keys_stay_under_the_cap(kafka_bootstrap, app_env, start_worker):
-    n_keys = size(20_000, 1_000_000)
-    n_back = size(1_000, 10_000)  # first keys that send a second event
-    env = {**app_env, "PYNOMALY_MAX_STREAMS_IN_MEMORY": str(CAP), "PYNOMALY_WARMUP_EVENTS": "1"}
-    worker = start_worker(env)
+def test_distinct_keys_stay_under_the_cap(kafka_bootstrap, start_worker):
+    n_keys = size(10_000, 1_000_000)
+    n_back = size(500, 10_000)  # first keys that send a second event
+    app_env = ENV
+    worker = start_worker(ENV)
     port = int(worker.env["PYNOMALY_WEB_PORT"])
     pid = worker.proc.pid
     rss_start = rss_kib(pid)

@@ -22,11 +22,14 @@ pytestmark = pytest.mark.faults
 
 # The acceptance figure; override to measure other commit cadences.
 COMMIT_ENV = {k: v for k, v in os.environ.items() if k == "PYNOMALY_COMMIT_INTERVAL_S"}
+ACCEPT_ENV = {**topic_env(unique("kill9")), **COMMIT_ENV}
+RANDOM_ENV = {**topic_env(unique("kill9r")), "PYNOMALY_CHECKPOINT_INTERVAL_S": "1", **COMMIT_ENV}
+PRESTART = [ACCEPT_ENV, RANDOM_ENV]  # first workers, started ahead by tests/faults/conftest.py
 
 
 def test_sigkill_after_a_quarter_scores_every_offset(kafka_bootstrap, start_worker):
     """The acceptance check: 20,000 events over 200 streams, SIGKILL at ~25% scored."""
-    env = {**topic_env(unique("kill9")), **COMMIT_ENV}
+    env = ACCEPT_ENV
     n_events, n_streams = 20_000, 200
     worker = start_worker(env)
     load = Load(kafka_bootstrap, env["PYNOMALY_TOPIC_EVENTS"])
@@ -68,8 +71,8 @@ def test_sigkill_after_a_quarter_scores_every_offset(kafka_bootstrap, start_work
 
 def test_sigkill_at_random_points_under_load(kafka_bootstrap, start_worker):
     """Continuous load; the worker is SIGKILLed at random moments and restarted each time."""
-    env = {**topic_env(unique("kill9r")), "PYNOMALY_CHECKPOINT_INTERVAL_S": "1", **COMMIT_ENV}
-    kills = size(2, 5)
+    env = RANDOM_ENV
+    kills = size(1, 5)
     n_streams = 100
     rng = random.Random(7)
     load = Load(kafka_bootstrap, env["PYNOMALY_TOPIC_EVENTS"])

@@ -21,6 +21,7 @@ import orjson
 import pytest
 
 from tests.faults.support import Load, Tail, read_raw, report
+from tests.support.kafka import topic_env, unique
 
 pytestmark = pytest.mark.faults
 
@@ -31,6 +32,17 @@ WEBHOOK_SECRET = "hook-secret-Lp0Rt5"
 CONTROL_TOKEN = "ctl-token-Zx81Qm3v"
 SECRETS = [SASL_PASSWORD, HMAC_KEY, SLACK_SECRET, "S3cr3tT0k3n", WEBHOOK_SECRET, CONTROL_TOKEN]
 CONTROL = ("/incidents", "/silences", "/feedback")  # streams/alerting/control.py
+
+ENV = {**topic_env(unique("secure")), "PYNOMALY_LOG_LEVEL": "debug",
+       "PYNOMALY_KAFKA_SASL_USERNAME": "svc-pynomaly", "PYNOMALY_KAFKA_SASL_PASSWORD": SASL_PASSWORD,
+       "PYNOMALY_STATE_HMAC_KEY": HMAC_KEY, "PYNOMALY_CHECKPOINT_INTERVAL_S": "0.5",
+       # nothing listens on port 9: every notification attempt fails and is logged
+       "PYNOMALY_SLACK_WEBHOOK_URL": "http://127.0.0.1:9" + SLACK_SECRET,
+       "PYNOMALY_WEBHOOK_URL": "http://127.0.0.1:9/hook?token=" + WEBHOOK_SECRET,
+       "PYNOMALY_WEBHOOK_SECRET": WEBHOOK_SECRET, "PYNOMALY_CONTROL_TOKEN": CONTROL_TOKEN,
+       "PYNOMALY_QUIET_S": "5", "PYNOMALY_COOLDOWN_S": "0", "PYNOMALY_LATENESS_S": "0",
+       "PYNOMALY_MAX_ATTEMPTS": "2", "PYNOMALY_DEADLINE_S": "3"}
+PRESTART = [ENV]  # started ahead by tests/faults/conftest.py
 
 
 def listen_addresses(port: int) -> set[str]:
@@ -46,16 +58,8 @@ def listen_addresses(port: int) -> set[str]:
     return found
 
 
-def test_secrets_stay_out_and_the_web_server_takes_no_commands(kafka_bootstrap, app_env, start_worker):
-    env = {**app_env, "PYNOMALY_LOG_LEVEL": "debug",
-           "PYNOMALY_KAFKA_SASL_USERNAME": "svc-pynomaly", "PYNOMALY_KAFKA_SASL_PASSWORD": SASL_PASSWORD,
-           "PYNOMALY_STATE_HMAC_KEY": HMAC_KEY, "PYNOMALY_CHECKPOINT_INTERVAL_S": "0.5",
-           # nothing listens on port 9: every notification attempt fails and is logged
-           "PYNOMALY_SLACK_WEBHOOK_URL": "http://127.0.0.1:9" + SLACK_SECRET,
-           "PYNOMALY_WEBHOOK_URL": "http://127.0.0.1:9/hook?token=" + WEBHOOK_SECRET,
-           "PYNOMALY_WEBHOOK_SECRET": WEBHOOK_SECRET, "PYNOMALY_CONTROL_TOKEN": CONTROL_TOKEN,
-           "PYNOMALY_QUIET_S": "5", "PYNOMALY_COOLDOWN_S": "0", "PYNOMALY_LATENESS_S": "0",
-           "PYNOMALY_MAX_ATTEMPTS": "2", "PYNOMALY_DEADLINE_S": "3"}
+def test_secrets_stay_out_and_the_web_server_takes_no_commands(kafka_bootstrap, start_worker):
+    env, app_env = ENV, ENV
     worker = start_worker(env)
     port = int(worker.env["PYNOMALY_WEB_PORT"])
     load = Load(kafka_bootstrap, app_env["PYNOMALY_TOPIC_EVENTS"])
@@ -68,7 +72,11 @@ def test_secrets_stay_out_and_the_web_server_takes_no_commands(kafka_bootstrap, 
             load.send(b"bad", bad)
         load.flush()
         dead.wait(3, 60)
-        time.sleep(5)  # notification attempts fail, retry and give up meanwhile
+        # notification attempts fail (their URLs in hand), retry and give up
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and sum(
+                worker.log().count(s) for s in ("giving up on", "not delivered after")) < 2:
+            time.sleep(0.2)
         pages = {path: fetch(port, path) for path in ("/metrics", "/", "/healthz", "/readyz",
                                                       "/router/", "/table/", "/assignment/")}
         surface = web_surface(port)

@@ -19,8 +19,8 @@ import pytest
 
 from streams.broker import free_port
 from tests.faults.support import Load, Tail, read_raw, report, size
-from tests.support.kafka import WorkerProcess, topic_env, unique
-from tests.support.receivers import SlackReceiver
+from tests.support.kafka import topic_env, unique
+from tests.support.receivers import SLACK_PATH, SlackReceiver
 
 pytestmark = pytest.mark.faults
 
@@ -66,21 +66,31 @@ class NotificationLost(AssertionError):
     """A notification was dead-lettered or never reached the receiver."""
 
 
-async def test_sink_outage_delays_but_loses_no_notification(kafka_bootstrap, tmp_path):
+# The receiver's port is chosen up front so the worker can be started ahead of the test.
+SLACK_PORT = free_port()
+APP_ID = unique("sink")
+ENV = {**topic_env(APP_ID), "PYNOMALY_SLACK_WEBHOOK_URL": f"http://127.0.0.1:{SLACK_PORT}{SLACK_PATH}",
+       "PYNOMALY_SLACK_RATE_PER_S": "50", "PYNOMALY_QUIET_S": "20", "PYNOMALY_COOLDOWN_S": "0",
+       "PYNOMALY_LATENESS_S": "0", "PYNOMALY_GROUP_WINDOW_S": "1",
+       "PYNOMALY_NOTIFY_TOPIC": APP_ID + ".notifications",
+       # CI: an open circuit allows a trial send after 5 s instead of 30 s, so delivery
+       # resumes ~2-5 s after the sink heals (measured 23 s with 30 s); full mode: 30 s
+       "PYNOMALY_BREAKER_RESET_S": str(size(5, 30))}
+PRESTART = [ENV]  # started ahead by tests/faults/conftest.py
+
+
+async def test_sink_outage_delays_but_loses_no_notification(kafka_bootstrap, start_worker):
     # >= 15 s in all: long enough for the circuit breaker to open and be waited out
     down_s, err500_s, err429_s = size(5, 60), size(5, 20), size(5, 20)
     ticks = size(100, 400)  # per burst; ~100 events per tick
-    slack = await SlackReceiver().start()
-    app_id = unique("sink")
-    env = {**topic_env(app_id), "PYNOMALY_SLACK_WEBHOOK_URL": slack.url,
-           "PYNOMALY_SLACK_RATE_PER_S": "50", "PYNOMALY_QUIET_S": "20", "PYNOMALY_COOLDOWN_S": "0",
-           "PYNOMALY_LATENESS_S": "0", "PYNOMALY_GROUP_WINDOW_S": "1",
-           "PYNOMALY_NOTIFY_TOPIC": app_id + ".notifications"}
-    worker = WorkerProcess(kafka_bootstrap, env, tmp_path, free_port())
+    slack = SlackReceiver()
+    slack.port = SLACK_PORT
+    await slack.start()
+    app_id, env = APP_ID, ENV
     load = Load(kafka_bootstrap, env["PYNOMALY_TOPIC_EVENTS"])
     tail = Tail(kafka_bootstrap, env["PYNOMALY_TOPIC_SCORES"])
+    worker = await asyncio.to_thread(start_worker, env, 90.0)
     try:
-        await asyncio.to_thread(worker.start, 90.0)
         tail.start()
         pid = worker.proc.pid
         # warm-up: every calm stream's detector exists and is past its warm-up
@@ -134,7 +144,7 @@ async def test_sink_outage_delays_but_loses_no_notification(kafka_bootstrap, tmp
         while time.monotonic() < deadline and not await asyncio.to_thread(settled):
             await asyncio.sleep(0.5)
         settled_after = time.monotonic() - healed
-        await asyncio.sleep(2.0)  # anything extra (a wrong duplicate) gets time to arrive
+        await asyncio.sleep(1.0)  # anything extra (a wrong duplicate) gets time to arrive
         planned = [orjson.loads(v) for v, _ in await asyncio.to_thread(read_raw, kafka_bootstrap,
                                                                        notify_topic)]
         dead = await asyncio.to_thread(sink_dead)

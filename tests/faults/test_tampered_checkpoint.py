@@ -21,6 +21,10 @@ from tests.support.kafka import topic_env, unique
 
 pytestmark = pytest.mark.faults
 
+ENV = {**topic_env(unique("tamper")), "PYNOMALY_CHECKPOINT_INTERVAL_S": "0.5",
+       "PYNOMALY_WARMUP_EVENTS": "30"}
+PRESTART = [ENV]  # started ahead by tests/faults/conftest.py
+
 
 class Planted:
     """Unpickling this creates ``path``: proof that a forged checkpoint was executed."""
@@ -33,8 +37,7 @@ class Planted:
 
 
 def test_tampered_checkpoint_is_rejected_and_the_stream_rewarms(kafka_bootstrap, start_worker, tmp_path):
-    env = {**topic_env(unique("tamper")), "PYNOMALY_CHECKPOINT_INTERVAL_S": "0.5",
-           "PYNOMALY_WARMUP_EVENTS": "30"}
+    env = ENV
     load = Load(kafka_bootstrap, env["PYNOMALY_TOPIC_EVENTS"])
     tail = Tail(kafka_bootstrap, env["PYNOMALY_TOPIC_SCORES"])
     tail.keep_values = True
