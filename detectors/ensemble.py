@@ -180,29 +180,27 @@ class RarityLikelihood:
     def warming_up(self) -> bool:
         return self.n < self.p.warmup
 
-    def _windows(self, v: float, diff: float, mean: float, learn: bool
-                 ) -> tuple[int, int, int, float, float]:
-        """Ranks of the three features (and the diff window's extremes) before this event;
-        with ``learn``, also add them to the windows."""
+    def _room(self, m: int) -> np.ndarray:
+        """The window buffer, allocated or grown so it can take one more value."""
+        history = self.p.history
+        cap = capacity_for(m, history)
+        buf = self.buf
+        self.buf = buf = new_buffer(cap) if buf is None else grow(buf, self.cap, m, cap)
+        self.cap = cap
+        return buf
+
+    def _add(self, v: float, diff: float, mean: float) -> None:
+        """Add one event's features to the rank windows (when scoring did not)."""
         history = self.p.history
         n = self.n
         m = n if n < history else history
         buf = self.buf
-        if learn:
-            if buf is None:
-                buf = self.buf = new_buffer(capacity_for(0, history))
-                self.cap = capacity_for(0, history)
-            elif m == self.cap and m < history:
-                cap = capacity_for(m, history)
-                buf = self.buf = grow(buf, self.cap, m, cap)
-                self.cap = cap
-            pos = self.pos
-            if m == history:
-                self.pos = (pos + 1) % history
-            return step(buf, self.cap, m, pos, history, v, diff, mean, True)  # type: ignore[no-any-return]
-        if buf is None:
-            return 0, 0, 0, 0.0, 0.0
-        return step(buf, self.cap, m, self.pos, history, v, diff, mean, False)  # type: ignore[no-any-return]
+        if buf is None or (m == self.cap and m < history):
+            buf = self._room(m)
+        pos = self.pos
+        if m == history:
+            self.pos = (pos + 1) % history
+        step(buf, self.cap, m, pos, history, v, diff, mean, True)
 
     def _evidence(self, v: float, learn: bool) -> _Evidence:
         """Everything ``v`` is scored on, from the state before it; with ``learn`` the rank
@@ -219,8 +217,21 @@ class RarityLikelihood:
         else:
             mean = (sum(local) + v) / (len(local) + 1)
         diff = v - self.prev if n else 0.0
-        k0, k1, k2, dlo, dhi = self._windows(v, diff, mean, learn)
-        m = n if n < p.history else p.history
+        history = p.history
+        m = n if n < history else history
+        buf = self.buf
+        if learn:  # rank against the windows, then add the features (one compiled call)
+            if buf is None or (m == self.cap and m < history):
+                buf = self._room(m)
+            pos = self.pos
+            if m == history:
+                self.pos = (pos + 1) % history
+            k0, k1, k2, dlo, dhi = step(buf, self.cap, m, pos, history, v, diff, mean, True)
+        elif n < 10:
+            k0 = k1 = k2 = 0
+            dlo = dhi = 0.0
+        else:
+            k0, k1, k2, dlo, dhi = step(buf, self.cap, m, self.pos, history, v, diff, mean, False)
         if n < 10:
             r0 = r1 = r2 = 0.0
         else:
@@ -237,19 +248,20 @@ class RarityLikelihood:
         else:
             # Is the mean surprise of the last few events (this one included) unusual
             # against the channel's long run? Summed afresh: running sums would drift.
+            # (log_tail inlined for z < 8.)
             floor = p.std_floor
             rec = self.rec0
             sd = _sqrt(self.var0)
-            l0 = log_tail(((sum(rec) - rec[0] + r0) / len(rec) - self.mean0)
-                          / (floor if floor > sd else sd))
+            z = ((sum(rec) - rec[0] + r0) / len(rec) - self.mean0) / (floor if floor > sd else sd)
+            l0 = -_log10(0.5 * _erfc(z / _SQRT2)) if z < 8.0 else log_tail(z)
             rec = self.rec1
             sd = _sqrt(self.var1)
-            l1 = log_tail(((sum(rec) - rec[0] + r1) / len(rec) - self.mean1)
-                          / (floor if floor > sd else sd))
+            z = ((sum(rec) - rec[0] + r1) / len(rec) - self.mean1) / (floor if floor > sd else sd)
+            l1 = -_log10(0.5 * _erfc(z / _SQRT2)) if z < 8.0 else log_tail(z)
             rec = self.rec2
             sd = _sqrt(self.var2)
-            l2 = log_tail(((sum(rec) - rec[0] + r2) / len(rec) - self.mean2)
-                          / (floor if floor > sd else sd))
+            z = ((sum(rec) - rec[0] + r2) / len(rec) - self.mean2) / (floor if floor > sd else sd)
+            l2 = -_log10(0.5 * _erfc(z / _SQRT2)) if z < 8.0 else log_tail(z)
             lik = max(l0, l1, l2) / p.log_scale
         spatial = jump = 0.0
         if n >= p.warmup:
@@ -393,7 +405,7 @@ class RarityLikelihood:
         pending, self.pending = self.pending, None
         if pending is not None and pending[0] == v:
             ev = pending[1]
-            self._windows(v, ev[5], ev[4], True)
+            self._add(v, ev[5], ev[4])
         else:
             ev = self._evidence(v, True)
         self._learn(v, ev)
@@ -411,12 +423,16 @@ class RarityLikelihood:
         if self.p.outlier_z:  # its score reads the windows before this event is added
             ev = self._evidence(v, False)
             raw = self._raw(v, ev[0])
-            self._windows(v, ev[5], ev[4], True)
-        else:
-            ev = self._evidence(v, True)
-            raw = self._raw(v, ev[0])
+            self._add(v, ev[5], ev[4])
+            self._learn(v, ev)
+            return raw
+        ev = self._evidence(v, True)
+        s = ev[0]  # _raw, inlined: damped unless above every recent peak
+        peaks = self.peak_s
+        if peaks and s <= peaks[0]:
+            s *= self.p.damp
         self._learn(v, ev)
-        return raw
+        return 1.0 - 10.0 ** (-3.0 * s)
 
     def __getstate__(self) -> tuple[Any, ...]:
         """Compact state: scalars, the short lists, the windows as raw bytes (8 B/value)."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-INITIAL_CAPACITY = 16
+INITIAL_CAPACITY = 4  # a young stream holds 6 * 4 doubles (~300 B with the header)
 
 
 @njit(cache=True, nogil=True)
