@@ -24,71 +24,22 @@ robust-outlier channel on top.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from detectors.errors import DetectorError
 from detectors.protocol import Features
 from detectors.rank_windows import capacity_for, grow, new_buffer, pack, step, unpack
+from detectors.rarity_params import StateVersionError, log_tail, params
 from detectors.registry import register
 
 _SQRT2 = math.sqrt(2.0)
-_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
-_LN10 = math.log(10.0)
 MAX_SPIKE_LEN = 3  # points beyond the range that still count as one spike, not a level shift
 STATE_VERSION = 2  # of the pickled state; 1 was the pre-2026-11-27 object layout
 _log10 = math.log10
 _erfc = math.erfc
 _sqrt = math.sqrt
-
-
-class StateVersionError(DetectorError):
-    """A checkpoint written by another version of this detector: the stream re-warms."""
-
-    retriable = False
-
-
-def log_tail(z: float) -> float:
-    """-log10 of the upper normal tail Q(z); asymptotic beyond z = 8 (no underflow).
-
-    >>> round(log_tail(0.0), 4), round(log_tail(3.0), 3), log_tail(40.0) > 300
-    (0.301, 2.87, True)
-    """
-    if z < 8.0:
-        return -_log10(0.5 * _erfc(z / _SQRT2))
-    # Mills ratio: Q(z) ~ phi(z) / z.
-    return (0.5 * z * z + math.log(z) + _LOG_SQRT_2PI) / _LN10
-
-
-class _Params:
-    """One parameter set, shared by every stream built from it (interned: one per config)."""
-
-    __slots__ = ("key", "warmup", "history", "long_window", "short_window", "local",
-                 "log_scale", "refractory", "damp", "std_floor", "jump_weight", "margin",
-                 "outlier_z", "outlier_rank", "forget_spikes", "alpha", "log_norm", "lik_ready")
-
-    def __init__(self, key: tuple[Any, ...]) -> None:
-        self.key = key
-        (self.warmup, self.history, self.long_window, self.short_window, self.local,
-         self.log_scale, self.refractory, self.damp, self.std_floor, self.jump_weight,
-         self.margin, self.outlier_z, self.outlier_rank, self.forget_spikes) = key
-        self.alpha = 1.0 / self.long_window
-        self.log_norm = _log10(self.history + 2)  # the surprise of the rarest rank is 1
-        # A channel's likelihood is 0 until its short mean has been learned this often.
-        self.lik_ready = 2 * self.short_window
-
-
-_PARAMS: dict[tuple[Any, ...], _Params] = {}
-
-
-def _params(key: tuple[Any, ...]) -> _Params:
-    p = _PARAMS.get(key)
-    if p is None:
-        if len(_PARAMS) > 1024:  # many ad-hoc configs (tests, evaluation sweeps)
-            _PARAMS.clear()
-        p = _PARAMS[key] = _Params(key)
-    return p
 
 
 # Evidence of one value against the state before it:
@@ -121,6 +72,16 @@ class RarityLikelihood:
         "peak_n", "peak_s",  # sliding max of recent evidence (monotone deque as two lists)
         "pos", "cap", "buf",  # the three rank windows (detectors.rank_windows)
     )
+    # Containers are None until the first learned value (a new stream allocates nothing).
+    local: list[float]
+    rec0: list[float]
+    rec1: list[float]
+    rec2: list[float]
+    peak_n: list[int]
+    peak_s: list[float]
+    buf: np.ndarray
+    excursion: tuple[float, float, int] | None  # (lo, hi) before it, and its length
+    pending: tuple[float, _Evidence] | None  # score_one's work, for learn_one
 
     def __init__(
         self,
@@ -143,7 +104,7 @@ class RarityLikelihood:
                            ("short_window", short_window), ("local", local)):
             if val < 2:
                 raise ValueError(f"{label} must be at least 2, got {val!r}")
-        self.p = _params((warmup, history, long_window, short_window, local, log_scale,
+        self.p = params((warmup, history, long_window, short_window, local, log_scale,
                           refractory, damp, std_floor, jump_weight, margin, outlier_z,
                           outlier_rank, forget_spikes))
         self._clear()
@@ -154,16 +115,15 @@ class RarityLikelihood:
         self.hi = -math.inf
         self.prev = math.nan
         self.prev_outlier = False
-        self.excursion: tuple[float, float, int] | None = None  # (lo, hi) before it, length
-        self.pending: tuple[float, _Evidence] | None = None  # score_one's work for learn_one
+        self.excursion = None
+        self.pending = None
         self.count = 0
         self.mean0 = self.mean1 = self.mean2 = self.var0 = self.var1 = self.var2 = 0.0
         self.pos = 0
         self.cap = 0
-        self.buf: np.ndarray | None = None
-        self.local: list[float] | None = None  # None until the first learned value
-        self.rec0 = self.rec1 = self.rec2 = self.peak_s = None  # type: ignore[assignment]
-        self.peak_n: list[int] = None  # type: ignore[assignment]
+        self.buf = None  # type: ignore[assignment]
+        self.local = self.rec0 = self.rec1 = self.rec2 = self.peak_s = None  # type: ignore[assignment]
+        self.peak_n = None  # type: ignore[assignment]
 
     def fresh(self) -> RarityLikelihood:
         """A new, untrained detector with these parameters (no validation: ~1 µs)."""
@@ -210,7 +170,7 @@ class RarityLikelihood:
         """
         p = self.p
         n = self.n
-        local = self.local or ()
+        local: Sequence[float] = self.local or ()
         # Summed afresh: after a huge spike a running sum would keep a rounding error.
         if len(local) == p.local:
             mean = (sum(local) - local[0] + v) / len(local)
@@ -452,13 +412,12 @@ class RarityLikelihood:
                 "the stream starts over")
         (_, key, self.n, self.count, self.pos, self.prev_outlier, self.excursion,
          self.pending, self.lo, self.hi, self.prev, *rest) = state
-        self.p = p = _params(key)
+        self.p = p = params(key)
         if not rest:  # nothing learned yet
             self.mean0 = self.mean1 = self.mean2 = self.var0 = self.var1 = self.var2 = 0.0
-            self.local = None
-            self.rec0 = self.rec1 = self.rec2 = self.peak_s = None  # type: ignore[assignment]
+            self.local = self.rec0 = self.rec1 = self.rec2 = self.peak_s = None  # type: ignore[assignment]
             self.peak_n = None  # type: ignore[assignment]
-            self.buf = None
+            self.buf = None  # type: ignore[assignment]
             self.cap = 0
             return
         (self.mean0, self.mean1, self.mean2, self.var0, self.var1, self.var2, self.local,

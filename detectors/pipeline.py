@@ -24,6 +24,7 @@ from detectors.calibration import (
 from detectors.errors import DetectorError
 from detectors.explain import explain
 from detectors.protocol import Detector, Features, Verdict
+from detectors.rarity_params import StateVersionError
 from detectors.registry import create
 from detectors.seasonality import SeasonalBaseline
 from detectors.thresholds import FixedThreshold, Hysteresis, make_threshold
@@ -64,12 +65,6 @@ class PipelineConfig:
     # fresh detector trained on those events: the new level becomes normal within a bounded
     # number of points. None disables it.
     rebaseline_after: int | None = None
-
-
-class StateVersionError(DetectorError):
-    """A pickled pipeline from another version of this code: the stream re-warms."""
-
-    retriable = False
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(PipelineConfig))
@@ -290,5 +285,6 @@ class StreamPipeline:
         self.config = config
         self._plan = plan
         self.detector = detector
-        self.calibrator = calibrator or plan.calibrator
-        self.threshold = threshold or plan.threshold
+        # Pickled only when per-stream; shared ones come from the plan.
+        self.calibrator = calibrator or plan.calibrator  # type: ignore[assignment]
+        self.threshold = threshold or plan.threshold  # type: ignore[assignment]

@@ -8,7 +8,8 @@ import importlib
 import pytest
 
 MODULES = ["calibration", "thresholds", "explain", "pipeline", "rules", "state", "river_base",
-           "windowed_pyod", "seasonality", "zscore", "sad", "gaussian", "hst", "ocsvm", "loda", "pad"]
+           "windowed_pyod", "seasonality", "rank_windows", "rarity_params", "ensemble", "zscore",
+           "sad", "gaussian", "hst", "ocsvm", "loda", "pad"]
 
 
 @pytest.mark.parametrize("module", MODULES)
