@@ -3,7 +3,7 @@
 A worker takes ~8 s to become ready (imports, topic creation, group join), most of it
 waiting. A live test module may declare the environments of the workers its tests start
 first (``PRESTART = [env, ...]``); the session starts those one at a time in the
-background, in test order, at most one ahead of the test that will use it, and
+background, in test order, at most two ahead of the test that will use them, and
 ``start_worker(env)`` hands over the prestarted process for an identical env. The
 workers are the same fresh processes the tests would start: nothing has been produced to
 their topics before the test. Restarts inside a scenario (after kill -9, after a
@@ -23,6 +23,7 @@ from streams.broker import free_port
 from tests.support.kafka import WorkerProcess
 
 Key = frozenset[tuple[str, str]]
+AHEAD = 2  # workers started before the test that claims them (idle ones cost CPU too)
 
 
 class Prestarted:
@@ -45,10 +46,10 @@ class Prestarted:
 
     def _run(self) -> None:
         for i, key in enumerate(self.order):
-            # At most one started, unclaimed worker ahead: idle workers cost CPU too.
+            # At most AHEAD started, unclaimed workers: idle workers cost CPU too.
             with self._claimed:
-                self._claimed.wait_for(lambda: self._stop.is_set() or i == 0
-                                       or self.slots[self.order[i - 1]]["claimed"])
+                self._claimed.wait_for(lambda: self._stop.is_set() or i < AHEAD
+                                       or self.slots[self.order[i - AHEAD]]["claimed"])
             if self._stop.is_set():
                 return
             slot = self.slots[key]

@@ -82,8 +82,8 @@ def test_sigkill_at_random_points_under_load(kafka_bootstrap, start_worker):
 
     def produce() -> None:
         i = 0
-        while not stop.is_set():  # ~2,000 events/s until told to stop
-            for _ in range(200):
+        while not stop.is_set():  # ~2,000 events/s (CI: 1,000) until told to stop
+            for _ in range(size(100, 200)):
                 s = i % n_streams
                 load.event(f"rk-{s:03d}", i // n_streams, value_of(s, i // n_streams))
                 i += 1
