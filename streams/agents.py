@@ -18,10 +18,12 @@ import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import faust
 from aiokafka.producer.message_accumulator import BatchBuilder
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
 
 from streams.scoring import BatchOutput, BatchScorer, Output, RawRecord
 
@@ -149,13 +151,13 @@ def install_batch_drain(app: faust.App, topic: str, handle: BatchHandler, max_ba
 def _batch_drain(consumer: Any, handlers: dict[str, BatchHandler],
                  max_batch: int) -> Callable[[Any], Awaitable[None]]:
     async def drain(fetcher: Any) -> None:
-        getmany = consumer.getmany
         callback = consumer.callback
         consumer_should_stop = consumer._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
         read_offset = consumer._read_offset
         acks_enabled_for = consumer.app.topics.acks_enabled_for
-        ack = consumer.ack
+        to_message = consumer._to_message
+        monitor = consumer.app.monitor
         commit_every = consumer._commit_every
         # Commit from this loop too, not only from Faust's timer: the timer starves while
         # batches keep the event loop busy, and a kill then replays everything since.
@@ -169,29 +171,56 @@ def _batch_drain(consumer: Any, handlers: dict[str, BatchHandler],
         _shorten_fetch_wait(consumer, FETCH_MAX_WAIT_MS)
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
-                batches: dict[str, list[Any]] = {}
                 await asyncio.sleep(0)
                 if consumer.should_stop:
                     break
-                async for tp, message in getmany(timeout=1.0):
-                    offset = message.offset
-                    r_offset = read_offset[tp]
-                    if r_offset is not None and offset < r_offset:
-                        continue  # already read (Faust drops these too)
-                    if r_offset and offset - r_offset > 1 and acks_enabled_for(message.topic):
-                        await consumer._add_gap(tp, r_offset + 1, offset)
-                    read_offset[tp] = offset
-                    if message.topic in handlers:
-                        batches.setdefault(message.topic, []).append(message)
-                    else:
-                        await consumer.wait_first(callback(message), consumer.suspend_flow.wait())
+                # Faust's getmany without its per-record work (a ConsumerMessage, a high
+                # watermark lookup and a generator step each): records of our topics go to
+                # their handler as aiokafka records, a fetched batch at a time.
+                records, active = await consumer._wait_next_records(1.0)
+                if not records or consumer.should_stop:
+                    continue
+                if not consumer.flow_active:  # as Faust's getmany: drop them, seek back
+                    try:
+                        await consumer.perform_seek()
+                    except Exception as exc:
+                        log.warning("seek while flow is paused failed: %r", exc)
+                    continue
+                generation = consumer.app.consumer_generation_id
+                batches: dict[str, list[Any]] = {}
+                tps: dict[tuple[str, int], Any] = {}
+                for tp, recs in records.items():
+                    if (active is not None and tp not in active
+                            and tp not in consumer._buffered_partitions):
+                        continue
+                    monitor.track_tp_end_offset(tp, consumer.highwater(tp))
+                    handled = tp.topic in handlers
+                    gaps = acks_enabled_for(tp.topic)
+                    if handled:
+                        tps[(tp.topic, tp.partition)] = tp
+                        batch = batches.setdefault(tp.topic, [])
+                    for record in recs:
+                        offset = record.offset
+                        r_offset = read_offset[tp]
+                        if r_offset is not None and offset < r_offset:
+                            continue  # already read (Faust drops these too)
+                        if r_offset and offset - r_offset > 1 and gaps:
+                            await consumer._add_gap(tp, r_offset + 1, offset)
+                        read_offset[tp] = offset
+                        if handled:
+                            batch.append(record)
+                        else:
+                            await consumer.wait_first(callback(to_message(tp, record)),
+                                                      consumer.suspend_flow.wait())
                 for topic, batch in batches.items():
                     handle = handlers[topic]
                     for i in range(0, len(batch), max_batch):
+                        if (consumer.app.consumer_generation_id != generation
+                                or not consumer.flow_active):
+                            break  # rebalancing: the partitions' owner fetches the rest
                         part = batch[i: i + max_batch]
                         await handle(part)
-                        for message in part:
-                            ack(message)
+                        _ack_records(consumer, tps, part)
                 if consumer._n_acked and (
                         (commit_every is not None and consumer._n_acked >= commit_every)
                         or time.monotonic() - last_commit >= commit_interval):
@@ -213,12 +242,55 @@ def _batch_drain(consumer: Any, handlers: dict[str, BatchHandler],
     return drain
 
 
+def _ack_records(consumer: Any, tps: dict[tuple[str, int], Any], records: Sequence[Any]) -> None:
+    """Faust's ``Consumer.ack`` for a handled batch, without a message object per record:
+    the offsets become committable (the commit takes the contiguous acked run)."""
+    committed_offsets = consumer._committed_offset
+    acked_index_of = consumer._acked_index
+    acked_of = consumer._acked
+    acks_enabled_for = consumer.app.topics.acks_enabled_for
+    n = 0
+    with ack_lock:
+        for record in records:
+            tp = tps[(record.topic, record.partition)]
+            if not acks_enabled_for(tp.topic):
+                continue
+            offset = record.offset
+            committed = committed_offsets[tp]
+            if committed is None or offset >= committed:
+                acked_index = acked_index_of[tp]
+                if offset not in acked_index:
+                    acked_index.add(offset)
+                    acked_of[tp].append(offset)
+                    n += 1
+        consumer._n_acked += n
+    notify(consumer._waiting_for_ack)
+
+
 def _shorten_fetch_wait(consumer: Any, max_wait_ms: int) -> None:
     """Set the fetch wait of the aiokafka consumer inside Faust's consumer thread."""
     try:
         consumer._thread._consumer._fetcher._fetch_max_wait_ms = max_wait_ms
     except AttributeError:  # another Faust transport or version: keep its default
         log.debug("cannot shorten the fetch wait of %r", consumer)
+
+
+class _Record(NamedTuple):
+    """The fields of an aiokafka ``ConsumerRecord`` that handlers read."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int | None  # milliseconds
+    key: bytes | None
+    value: bytes | None
+
+
+def _as_record(message: Any) -> _Record:
+    """A Faust message as the drain's aiokafka records look (timestamp in milliseconds)."""
+    ts = message.timestamp
+    return _Record(message.topic, message.partition, message.offset,
+                   int(ts * 1000) if ts else None, message.key, message.value)
 
 
 def register_scoring(app: faust.App, runtime: Runtime) -> None:
@@ -249,11 +321,9 @@ def register_scoring(app: faust.App, runtime: Runtime) -> None:
         if checkpoints is not None:
             # A stream's state must be back before its partition's first event is scored.
             await checkpoints.ensure_restored({msg.partition for msg in messages})
-        records = [
-            RawRecord(msg.key, msg.value, int(msg.timestamp * 1000) if msg.timestamp else None,
-                      msg.topic, msg.partition, msg.offset)
-            for msg in messages
-        ]
+        # aiokafka records from the batch drain: timestamps in milliseconds.
+        records = [RawRecord(msg.key, msg.value, msg.timestamp, msg.topic, msg.partition, msg.offset)
+                   for msg in messages]
         if checkpoints is None:
             await produce_batch(app, runtime, batch_scorer.run(records), producer)
         else:
@@ -272,4 +342,5 @@ def register_scoring(app: faust.App, runtime: Runtime) -> None:
         # on the concrete Stream; the StreamT protocol lacks it.
         batches = cast(faust.Stream[bytes], stream).take_events
         async for batch in batches(s.batch_max_events, s.batch_within_s):
-            await process([ev.message for ev in batch])
+            # Faust messages carry seconds; the drain's records carry milliseconds.
+            await process([_as_record(ev.message) for ev in batch])
