@@ -424,3 +424,15 @@ class RarityLikelihood:
          self.rec0, self.rec1, self.rec2, self.peak_n, self.peak_s, windows) = rest
         m = self.n if self.n < p.history else p.history
         self.buf, self.cap = unpack(windows, m, p.history)
+
+
+class _Retired:
+    """Names of the pre-2026-11-27 state layout: a checkpoint that still holds one is
+    refused with StateVersionError (the stream re-warms), not an AttributeError."""
+
+    def __setstate__(self, state: Any) -> None:
+        raise StateVersionError("rarity_likelihood state from another version of the "
+                                "detector; the stream starts over")
+
+
+RankWindow = Likelihood = _Retired

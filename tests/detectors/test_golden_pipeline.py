@@ -184,3 +184,19 @@ def test_detector_api_matches_frozen() -> None:
             new.learn_one(x)
             if i == 900:
                 new = pickle.loads(pickle.dumps(new))  # noqa: S301
+
+
+def test_a_checkpoint_from_the_old_layout_is_refused_not_misread() -> None:
+    """Pickles of the pre-optimisation classes raise StateVersionError (the stream
+    re-warms) instead of loading into an object that fails on first use."""
+    from detectors.rarity_params import StateVersionError
+
+    old = OldPipeline(OldConfig(**dataclasses.asdict(_default())))
+    for x in _synthetic("spikes", 1, n=300):
+        old.process(x)
+    blob = pickle.dumps(old, protocol=2)  # GLOBAL opcodes: module names are plain lines
+    for name in (b"pipeline", b"ensemble", b"calibration", b"thresholds"):
+        blob = blob.replace(b"tests.detectors.frozen." + name, b"detectors." + name)
+    assert b"tests.detectors" not in blob
+    with pytest.raises(StateVersionError):
+        pickle.loads(blob)  # noqa: S301 (our own bytes)
