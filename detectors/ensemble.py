@@ -324,8 +324,9 @@ class RarityLikelihood:
         if len(local) > p.local:
             del local[0]
         self.prev = v
-        if p.forget_spikes:
-            self._track_excursion(v, spatial)
+        forget = p.forget_spikes
+        if forget and (spatial >= forget or self.excursion is not None):
+            self._track_excursion(v, spatial)  # rarely: only around spikes
         if v < self.lo:
             self.lo = v
         if v > self.hi:
