@@ -105,6 +105,7 @@ class CheckpointStore:
         # Set when max_streams_in_memory caps the streams in memory (streams/eviction.py).
         self.evictor: StreamEvictor | None = None
         self._marked: dict[int, int] = {}  # progress marks written: partition -> offset
+        self._failed = False  # a batch failed after learning: see batch_failed
         # Held while a batch is scored and its outputs produced: a checkpoint must never
         # cover events whose outputs are not yet acknowledged.
         self.batch_lock = asyncio.Lock()
@@ -137,6 +138,15 @@ class CheckpointStore:
             return 0
         return await self.checkpoint()
 
+    def batch_failed(self) -> None:
+        """A batch raised after its events were learned but maybe before all its outputs
+        were acknowledged: from now on no checkpoint or mark may be written (they would
+        claim those events, and a replacement would skip them: data loss). The worker is
+        going down; its replacement replays from the last commit."""
+        if not self._failed:
+            log.warning("a scoring batch failed: no more checkpoints from this worker")
+        self._failed = True
+
     async def mark_progress(self) -> int:
         """Write, per events partition, the offset up to which every output is acknowledged.
 
@@ -145,6 +155,8 @@ class CheckpointStore:
         would otherwise have the whole batch scored again by its replacement. The mark is
         taken under the batch lock, so it never covers unacknowledged outputs.
         """
+        if self._failed:
+            return 0
         async with self.batch_lock:
             moved = {p: o for p, o in self.scorer.progress.items() if self._marked.get(p) != o}
         if not moved:
@@ -175,6 +187,8 @@ class CheckpointStore:
         cannot be overtaken by an earlier one.
         """
         self._last = self.clock()
+        if self._failed:
+            return 0
         started = time.perf_counter()
         async with self.batch_lock:
             snapshot = self._snapshot(partitions)

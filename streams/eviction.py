@@ -9,7 +9,7 @@ those of a worker that never evicted. Without a checkpoint store (no HMAC key) e
 streams are dropped and re-warm on their next event: memory stays bounded either way.
 
 In memory: at most ``cap`` pipelines plus the distinct new streams of one batch, and an
-index entry (~120 bytes: the key string and one packed int) per evicted stream.
+index entry (~130 bytes: the key string and one packed int) per evicted stream.
 
 A batch's evicted streams are read back together: one consumer, every needed partition
 at once, sequential reads between the wanted offsets (seeking over long gaps), so a batch
@@ -90,12 +90,16 @@ class StreamEvictor:
         self._consumer: AIOKafkaConsumer | None = None
 
     def touch(self, streams: Iterable[str | bytes | None]) -> None:
-        lru = self.lru
+        """Mark streams as just used; keys without a stream in memory (a dead letter's,
+        a forwarded record's) are ignored, or random keys would grow the LRU."""
+        lru, pipelines = self.lru, self.scorer.pipelines
         for s in streams:
             if s is None:
                 continue
             if isinstance(s, bytes):
                 s = s.decode("utf-8", "replace")
+            if s not in pipelines:
+                continue
             if s in lru:
                 lru.move_to_end(s)
             else:

@@ -31,12 +31,15 @@ def produce(load: Load, start: int, n: int, streams: int = 50) -> None:
 def test_worker_recovers_from_a_stopped_broker(tmp_path: Path):
     stall_s = size(5, 30)
     per_phase = size(1_000, 2_000)
+    t0 = time.monotonic()
     broker = EmbeddedBroker().start()
+    broker_s = time.monotonic() - t0
     env = topic_env(unique("stall"))
     worker = WorkerProcess(broker.bootstrap, env, tmp_path, free_port())
     tail: Tail | None = None
     try:
         worker.start(60)
+        ready_s = time.monotonic() - t0 - broker_s
         pid = worker.proc.pid
         load = Load(broker.bootstrap, env["PYNOMALY_TOPIC_EVENTS"])
         tail = Tail(broker.bootstrap, env["PYNOMALY_TOPIC_SCORES"]).start()
@@ -67,7 +70,8 @@ def test_worker_recovers_from_a_stopped_broker(tmp_path: Path):
         report("broker-stall", stall_s=stall_s, events=3 * per_phase,
                first_score_after_resume_s=f"{(first_new or all_scored) - resumed:.1f}",
                all_scored_after_resume_s=f"{all_scored - resumed:.1f}",
-               duplicates=tail.count - len(set(tail.sources)), stopped_for_s=f"{resumed - stopped:.1f}")
+               duplicates=tail.count - len(set(tail.sources)), stopped_for_s=f"{resumed - stopped:.1f}",
+               broker_start_s=f"{broker_s:.1f}", worker_ready_s=f"{ready_s:.1f}")
         assert alive, f"the worker exited during the stall:\n{worker.log()[-3000:]}"
         assert not missing, f"{len(missing)} events never scored, e.g. {sorted(missing)[:5]}"
         assert "We experienced a crash" not in worker.log()
