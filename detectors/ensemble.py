@@ -23,9 +23,11 @@ robust-outlier channel on top.
 """
 from __future__ import annotations
 
+import copyreg
 import math
+import pickle
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, SupportsIndex
 
 import numpy as np
 
@@ -395,7 +397,14 @@ class RarityLikelihood:
         self._learn(v, ev)
         return 1.0 - 10.0 ** (-3.0 * s)
 
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
+        # Protocol 5 (checkpoints) writes full windows straight from the buffer, no copy.
+        return copyreg.__newobj__, (type(self),), self._state(int(protocol) >= 5)  # type: ignore[attr-defined]
+
     def __getstate__(self) -> tuple[Any, ...]:
+        return self._state(False)
+
+    def _state(self, zero_copy: bool) -> tuple[Any, ...]:
         """Compact state: scalars, the short lists, the windows as raw bytes (8 B/value)."""
         state = (STATE_VERSION, self.p.key, self.n, self.count, self.pos, self.prev_outlier,
                  self.excursion, self.pending, self.lo, self.hi, self.prev)
@@ -404,7 +413,8 @@ class RarityLikelihood:
         m = self.n if self.n < self.p.history else self.p.history
         return (*state, self.mean0, self.mean1, self.mean2, self.var0, self.var1, self.var2,
                 self.local, self.rec0, self.rec1, self.rec2, self.peak_n, self.peak_s,
-                pack(self.buf, self.cap, m))
+                pickle.PickleBuffer(self.buf) if zero_copy and m == self.cap  # type: ignore[arg-type]
+                else pack(self.buf, self.cap, m))
 
     def __setstate__(self, state: Any) -> None:
         if not isinstance(state, tuple) or not state or state[0] != STATE_VERSION:

@@ -121,12 +121,13 @@ def pack(buf: np.ndarray, cap: int, m: int) -> bytes:
     return buf.tobytes() if cap == m else buf.reshape(6, cap)[:, :m].tobytes()
 
 
-def unpack(blob: bytes, m: int, history: int) -> tuple[np.ndarray, int]:
-    """A buffer from ``pack``'s bytes, with room for the next value."""
+def unpack(blob: bytes | bytearray, m: int, history: int) -> tuple[np.ndarray, int]:
+    """A buffer from ``pack``'s bytes, with room for the next value (a ``bytearray``, as
+    protocol-5 pickles restore full windows, is used in place: no copy)."""
     cap = capacity_for(m, history)
     flat = np.frombuffer(blob, dtype=np.float64)
     if cap == m:
-        return flat.copy(), cap
+        return (flat if isinstance(blob, bytearray) else flat.copy()), cap
     return grow(flat, m, m, cap), cap
 
 
