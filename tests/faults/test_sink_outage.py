@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from streams.broker import free_port
-from tests.faults.support import Load, Tail, read_raw, report, size
+from tests.faults.support import Load, Tail, metric, read_raw, report, scrape, size
 from tests.support.kafka import topic_env, unique
 from tests.support.receivers import SLACK_PATH, SlackReceiver
 
@@ -104,7 +104,14 @@ async def test_sink_outage_delays_but_loses_no_notification(kafka_bootstrap, sta
                 n_burst = await asyncio.to_thread(burst, load, first, ticks, spikes)
             finally:
                 os.kill(pid, signal.SIGCONT)
-            await asyncio.to_thread(tail.wait, before + n_burst, 90)
+            try:
+                await asyncio.to_thread(tail.wait, before + n_burst, 90)
+            except AssertionError as exc:  # what the worker says it did (seen stalled twice)
+                text = await asyncio.to_thread(scrape, int(worker.env["PYNOMALY_WEB_PORT"]))
+                seen = {n: metric(text, n) for n in (
+                    "pynomaly_events_consumed_total", "pynomaly_events_scored_total",
+                    "pynomaly_scoring_batch_duration_seconds_count")}
+                raise AssertionError(f"{exc}; worker alive={worker.proc.poll() is None}, {seen}") from None
             return rate(tail.stamps[before: before + n_burst])
 
         # Best of three bursts per phase: other processes on a shared 2-core machine
