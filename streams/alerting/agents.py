@@ -1,30 +1,30 @@
-"""Faust wiring: the incident agent and one notify agent per enabled sink.
+"""Faust wiring: the incident agent, the idle sweep, and one delivery loop per enabled sink.
 
 * ``incidents`` consumes ``pynomaly.scores`` (every scored record: anomalies open and
   update incidents, calm records prove them over) and ``pynomaly.feedback``; it writes
   every transition to ``pynomaly.alerts`` keyed by stream, and waits for the broker's
   acknowledgement before its input offsets become committable.
-* ``notify-<sink>`` (one agent per sink) consumes ``pynomaly.alerts`` and returns from
-  each record only after the sink accepted it or the failure was final and the
-  notification went to the dead-letter topic; so offsets commit after acceptance
-  (at-least-once). Scoring never waits for a sink; a slow sink holds back only its own
-  agent, until the shared topic buffer (``stream_buffer_maxsize``) fills.
+* The idle sweep resolves the incidents of a scores partition that received nothing for
+  ``idle_resolve_s`` of wall-clock time (its event time cannot advance any more).
+* ``notify-<sink>`` (:mod:`streams.alerting.notify_worker`, one per sink, each its own
+  consumer group) consumes ``pynomaly.alerts`` and commits a record only after the sink
+  accepted it or the notification went to the dead-letter topic (at-least-once). A slow
+  sink holds back only itself: neither scoring nor the other sinks wait for it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import faust
 import orjson
 from prometheus_client import CollectorRegistry
 
-from sinks.delivery import Delivery
 from streams.agents import install_batch_drain
 from streams.alerting.control import register_control_views
 from streams.alerting.engine import AlertEngine
@@ -33,6 +33,7 @@ from streams.alerting.feedback import Strictness, parse_feedback
 from streams.alerting.feedback_cli import find_incident
 from streams.alerting.grouping import Grouper
 from streams.alerting.notify import Notifier
+from streams.alerting.notify_worker import SinkWorker, deadletter
 from streams.alerting.records import InvalidRecord, parse_scored
 from streams.alerting.settings import AlertingSettings
 from streams.alerting.state import AlertStateStore
@@ -55,13 +56,6 @@ def build_notifier(a: AlertingSettings) -> Notifier:
                     a.group_top_n)
 
 
-def deadletter(reason: str, message: str, raw: bytes | None, msg: Any, **extra: Any) -> bytes:
-    doc = {"reason": reason, "message": message,
-           "raw_b64": base64.b64encode(raw[:65536]).decode() if raw else None,
-           "source": {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset}, **extra}
-    return orjson.dumps(doc)
-
-
 def register_alerting(app: faust.App, settings: Settings, alerting_settings: AlertingSettings,
                       metrics_registry: CollectorRegistry | Metrics) -> None:
     """Add the incident, feedback and notify agents to ``app`` (idempotent).
@@ -81,14 +75,13 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
         return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
                          value_serializer="raw")
 
-    scores, feedback, alerts = (raw_topic(t) for t in (settings.topic_scores, settings.topic_feedback,
-                                                         settings.topic_alerts))
+    scores, feedback = raw_topic(settings.topic_scores), raw_topic(settings.topic_feedback)
 
     async def publish(records: list[tuple[str, bytes | None, bytes]]) -> None:
         """Send (topic, key, value) records and wait for every broker acknowledgement."""
-        pending = [await app.producer.send(t, k, v, None, None, None) for t, k, v in records]
-        if pending:
-            await asyncio.gather(*pending)
+        if records:
+            await store.start()
+            await store.producer.publish(records)
 
     async def publish_one(topic: str, key: bytes | None, value: bytes) -> None:
         await publish([(topic, key, value)])
@@ -111,10 +104,23 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
         return [(settings.topic_alerts, str(r.get("stream") or r.get("group_id")).encode(), orjson.dumps(r))
                 for r in recs]
 
+    # Incident state changes and their alert records in one order: the scores batches, the
+    # feedback agent and the idle sweep take turns.
+    turn = asyncio.Lock()
+    last_seen: dict[int, float] = {}  # scores partition -> wall-clock time of its last record
+
     async def handle_scored(messages: Sequence[Any]) -> None:
         """One batch of scored records -> incident transitions, published before the batch
         is acked; called from the consumer's batch drain (no per-message Faust overhead)."""
-        await store.ensure_restored({msg.partition for msg in messages})
+        partitions = {msg.partition for msg in messages}
+        now = time.monotonic()
+        for p in partitions:
+            last_seen[p] = now
+        await store.ensure_restored(partitions)
+        async with turn:
+            await _handle_scored(messages)
+
+    async def _handle_scored(messages: Sequence[Any]) -> None:
         out: list[tuple[str, bytes | None, bytes]] = []
         for msg in messages:
             try:
@@ -167,22 +173,50 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
                 await publish([(settings.topic_deadletter, msg.key,
                                  deadletter(reason, str(exc)[:300], msg.value, msg))])
                 continue
-            await publish(out_records(recs))
-            store.dirty.update(r["stream"] for r in recs if r.get("stream") in store.owner)
-            await store.flush()
+            async with turn:
+                await publish(out_records(recs))
+                store.dirty.update(r["stream"] for r in recs if r.get("stream") in store.owner)
+                await store.flush()
+
+    idle_s = a.idle_resolve_s or a.quiet_s
+
+    @app.timer(1.0)
+    async def idle_sweep() -> None:
+        now = time.monotonic()
+        for p in sorted(p for p, seen in last_seen.items() if now - seen >= idle_s):
+            async with turn:
+                recs = engine.idle(p)
+                if not recs:
+                    continue
+                log.info("alerting: scores partition %d idle for %.0f s: %d alert records", p,
+                         now - last_seen[p], len(recs))
+                await publish(out_records(recs))
+                store.dirty.update(r["stream"] for r in recs if r.get("stream") in store.owner)
+                await store.flush()
 
     produce = None
     if a.notify_topic:
         store.extra_topics.append(a.notify_topic)  # created with the state topic, at start
 
         async def produce(key: bytes, value: bytes) -> None:
-            await (await app.producer.send(a.notify_topic, key, value, None, None, None))
+            await publish([(a.notify_topic, key, value)])
 
     deliveries = build_deliveries(a, on_attempt=metrics.note_notification,
                                   on_request=lambda sink, secs: metrics.sink_request_duration.labels(
                                       sink=sink).observe(secs), produce=produce)
-    for name, delivery in deliveries.items():
-        _register_notify(app, alerts, name, delivery, build_notifier(a), metrics, settings)
+    workers = [SinkWorker(settings, name, delivery, build_notifier(a), metrics, store.producer)
+               for name, delivery in deliveries.items()]
+    running: list[asyncio.Task[None]] = []
+
+    def delivery_task(worker: SinkWorker) -> Callable[[], Awaitable[None]]:
+        async def deliver() -> None:  # no argument: Faust would pass the app
+            running.append(cast("asyncio.Task[None]", asyncio.current_task()))
+            await worker.run()
+        deliver.__name__ = f"notify_{worker.name}"
+        return deliver
+
+    for worker in workers:
+        app.task(delivery_task(worker))
     log.info("alerting: incident agent on %s; notify agents for %s", settings.topic_scores,
              ", ".join(deliveries) or "no sinks (none configured)")
 
@@ -195,42 +229,19 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
         moved = owned - now
         if moved:
             store.forget_partitions(moved)
+            for p in moved:
+                last_seen.pop(p, None)
         owned.clear()
         owned.update(now)
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def close_sinks(app: faust.App, **kwargs: Any) -> None:
+        for task in running:  # stop delivering (uncommitted records come again) before the producer stops
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
         await store.stop()
         for d in deliveries.values():
             close = getattr(d.sink, "close", None)
             if close is not None:
                 await close()
 
-
-def _register_notify(app: faust.App, alerts: faust.TopicT, name: str, delivery: Delivery,
-                     notifier: Notifier, metrics: Metrics, settings: Settings) -> None:
-    async def notify(stream: faust.StreamT[bytes]) -> None:
-        async for ev in cast(faust.Stream[bytes], stream).events():
-            msg = ev.message
-            try:
-                rec = orjson.loads(msg.value or b"null")
-                plans = [n for sink, n in notifier.plan(rec) if sink == name] if isinstance(rec, dict) else []
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                metrics.errors.labels(component="notify").inc()
-                fut = await app.producer.send(settings.topic_deadletter, None, deadletter(
-                    "bad_alert_record", f"{type(exc).__name__}: {exc}"[:300], msg.value, msg),
-                    None, None, None)
-                await fut
-                continue
-            for n in plans:
-                outcome = await delivery.deliver(n)
-                if not outcome.delivered:
-                    err = outcome.error.message if outcome.error else "unknown"
-                    fut = await app.producer.send(settings.topic_deadletter, n.incident_id.encode(),
-                                                  deadletter(f"sink_{outcome.reason}", err, None, msg,
-                                                             sink=name, notification=n.as_dict()),
-                                                  None, None, None)
-                    await fut  # dead-lettered before the offset may commit
-
-    notify.__name__ = f"notify_{name}"
-    app.agent(alerts, name=f"notify-{name}")(notify)

@@ -48,14 +48,14 @@ class AlertEngine:
             out += self.tick(obs.ts - self.timings.lateness_s, partition)
         return out
 
-    def tick(self, watermark: float, partition: int = 0) -> list[dict[str, Any]]:
+    def tick(self, watermark: float, partition: int = 0, reason: str | None = None) -> list[dict[str, Any]]:
         """Advance ``partition``'s event-time watermark: resolves its quiet incidents, announces groups."""
         # Sweeping every run on each new event time would cost O(runs) per record; a
         # one-second grain is plenty (resolved_at does not depend on when the sweep ran).
         if watermark < self.watermarks.get(partition, -math.inf) + TICK_S:
             return []
         self.watermarks[partition] = watermark
-        out = self._emit(self.tracker.advance(watermark, partition))
+        out = self._emit(self.tracker.advance(watermark, partition), reason=reason)
         # Groups span partitions: a window closes when any partition's time passes its end
         # (a late joiner then starts the next group). Pruning waits for the slowest one.
         out += self.grouper.advance(max(self.watermarks.values()))
@@ -65,6 +65,21 @@ class AlertEngine:
         self.strictness.prune(low)
         self.tracker.prune(low)
         return out
+
+    def idle(self, partition: int) -> list[dict[str, Any]]:
+        """Nothing arrived on ``partition`` for the idle period (wall-clock time): its event
+        time cannot advance, so move its watermark past every run's quiet period and group
+        window. Its incidents resolve (reason ``idle``) at last anomaly + ``quiet_s``, as if
+        calm records had followed; a record that still arrives later opens a new incident.
+        """
+        runs = [r for r in self.tracker.runs.values() if r.partition == partition]
+        if not runs and all(g.announced for g in self.grouper.groups.values()):
+            return []
+        last = max([self.max_ts.get(partition, -math.inf), *(r.last_anomaly_ts for r in runs)])
+        if not math.isfinite(last):
+            return []
+        watermark = last + self.timings.quiet_s + self.grouper.window_s
+        return self.tick(watermark, partition, reason="idle")
 
     def drop_partitions(self, partitions: set[int]) -> None:
         """Partitions moved to another worker: their event time no longer concerns us."""

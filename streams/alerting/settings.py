@@ -55,6 +55,8 @@ class AlertingSettings:
     cooldown_s: float = _doc("new incidents on a stream this soon after a resolve stay quiet",
                              default=300.0)
     lateness_s: float = _doc("event-time lateness allowed before the watermark resolves", default=60.0)
+    idle_resolve_s: float = _doc("wall-clock seconds without any scored record on a partition that "
+                                 "resolve its open incidents (0: quiet_s)", default=0.0)
     group_window_s: float = _doc("window in which many new incidents become one group", default=120.0)
     group_max_individual: int = _doc("incidents per window notified one by one", default=5)
     group_top_n: int = _doc("members listed in a group notification", default=10)
@@ -90,7 +92,7 @@ class AlertingSettings:
                      "deadline_s", "base_backoff_s"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"invalid setting {name} / PYNOMALY_{name.upper()}: expected > 0")
-        for name in ("min_duration_s", "cooldown_s", "lateness_s", "update_interval_s"):
+        for name in ("min_duration_s", "cooldown_s", "lateness_s", "update_interval_s", "idle_resolve_s"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"invalid setting {name} / PYNOMALY_{name.upper()}: expected >= 0")
         if not 0 < self.false_positive_strict_factor < 1:

@@ -14,10 +14,11 @@ import logging
 from collections.abc import Iterable
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.alerting.engine import AlertEngine
+from streams.alerting.producer import AlertProducer
 from streams.compacted import read_to_end, restore_consumer_kwargs
 from streams.kafka_auth import aiokafka_auth_kwargs
 from streams.settings import Settings
@@ -38,22 +39,25 @@ class AlertStateStore:
         self.offsets: dict[str, int] = {}  # stream -> last scores offset covered by its state
         self.dirty: set[str] = set()
         self.restored: set[int] = set()
-        self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
+        self._start_lock = asyncio.Lock()
         self.extra_topics: list[str] = []  # other alerting topics to create at start
+        # every alerting write goes through this one producer (see streams/alerting/producer.py)
+        self.producer = AlertProducer(settings, [])
 
     async def start(self) -> None:
-        await self._ensure_topic()
-        # Multi-record batches are fine: restores read to the fetch high watermark
-        # (streams.compacted), which stays right where a broker's ListOffsets lags.
-        self._producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, linger_ms=5,
-                                          acks="all", **aiokafka_auth_kwargs(self.settings))
-        await self._producer.start()
+        """Create the state (and extra) topics, then start the producer (idempotent)."""
+        async with self._start_lock:
+            if self.producer.started:
+                return
+            await self._ensure_topic()
+            s = self.settings
+            self.producer.topics = list(dict.fromkeys(
+                [s.topic_alerts, s.topic_deadletter, self.topic, *self.extra_topics]))
+            await self.producer.start()
 
     async def stop(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+        await self.producer.stop()
 
     def replayed(self, stream: str, partition: int, offset: int) -> bool:
         """True if this scores record is already reflected in the restored state."""
@@ -68,19 +72,16 @@ class AlertStateStore:
         """Write every changed stream's state and wait for the acknowledgements."""
         if not self.dirty:
             return 0
-        if self._producer is None:
-            await self.start()
-        assert self._producer is not None
+        await self.start()
         streams = sorted(self.dirty)
         self.dirty.difference_update(streams)  # touched again while we await: written next time
-        pending = []
+        records, partitions = [], []
         for stream in streams:
             doc = self.engine.snapshot(stream)
             doc["offset"] = self.offsets.get(stream, -1)
-            partition = self.owner.get(stream)
-            pending.append(await self._producer.send(self.topic, orjson.dumps(doc), key=stream.encode(),
-                                                     partition=partition))
-        await asyncio.gather(*pending)
+            records.append((self.topic, stream.encode(), orjson.dumps(doc)))
+            partitions.append(self.owner.get(stream))
+        await self.producer.publish(records, partitions)
         return len(streams)
 
     async def ensure_restored(self, partitions: Iterable[int]) -> None:
@@ -89,8 +90,7 @@ class AlertStateStore:
             missing = sorted(set(partitions) - self.restored)
             if not missing:
                 return
-            if self._producer is None:
-                await self.start()
+            await self.start()
             counts = await asyncio.gather(*(self._restore(p) for p in missing))
             for p, n in zip(missing, counts, strict=True):
                 self.restored.add(p)

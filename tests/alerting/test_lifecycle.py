@@ -163,3 +163,30 @@ def test_silent_stream_resolves_by_its_own_partitions_watermark_only():
     for t in range(0, 70, 5):
         out += eng.observe(parse_scored(scored("neighbour", T0 + t, False)), partition=0)
     assert actions(out) == [("opened", "quiet"), ("resolved", "quiet")]
+
+
+def test_a_partition_gone_idle_resolves_its_incidents_at_last_anomaly_plus_quiet():
+    eng = engine()
+    recs = [r for d, p in [(scored("a", T0, False), 0), (scored("a", T0 + 1, True), 0),
+                           (scored("b", T0 + 1, True), 1)]
+            for r in eng.observe(parse_scored(d), p)]
+    assert actions(recs) == [("opened", "a"), ("opened", "b")]
+    # nothing more arrives: event time stands still, only the wall-clock sweep can end it
+    assert eng.tick(T0 + 1, 0) == []
+    idle = eng.idle(0)
+    assert actions(idle) == [("resolved", "a")]  # partition 1's incident is not ours to end
+    assert idle[0]["reason"] == "idle" and idle[0]["resolved_at"] == T0 + 1 + 60
+    assert eng.idle(0) == [] and [i.stream for i in eng.open_incidents()] == ["b"]
+    # the stream comes back: a new anomaly is a new incident, not the old one reopened
+    again = eng.observe(parse_scored(scored("a", T0 + 5, True)), 0)
+    assert actions(again) == [("opened", "a")] and again[0]["incident_id"] != idle[0]["incident_id"]
+
+
+def test_idle_announces_a_group_whose_window_never_closed():
+    eng = AlertEngine(Timings(quiet_s=60, cooldown_s=0, lateness_s=0), Grouper(window_s=30, max_individual=1))
+    for i in range(3):
+        eng.observe(parse_scored(scored(f"s{i}", T0 + i, True)), 0)
+    idle = eng.idle(0)
+    groups = [(r["action"], r["member_count"]) for r in idle if r["type"] == "group"]
+    assert groups == [("opened", 2), ("resolved", 2)]
+    assert sorted(actions(idle)) == [("resolved", "s0"), ("resolved", "s1"), ("resolved", "s2")]
