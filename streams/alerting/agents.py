@@ -221,11 +221,30 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
              ", ".join(deliveries) or "no sinks (none configured)")
 
     owned: set[int] = set()
+    restoring: set[asyncio.Future[None]] = set()
+
+    async def restore_assigned(partitions: set[int]) -> None:
+        """Restore newly assigned partitions and start their idle clocks, so the incidents a
+        crash left open resolve even when their streams never send again."""
+        try:
+            await store.ensure_restored(partitions)
+        except Exception as exc:  # the next scored record of the partition tries again
+            log.warning("alerting: restoring partitions %s failed (%s)", sorted(partitions),
+                        type(exc).__name__)
+            return
+        started = time.monotonic()
+        for p in partitions:
+            last_seen.setdefault(p, started)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         # incident state follows scores partitions: drop what moved to another worker
         now = {tp.partition for tp in assigned if tp.topic == settings.topic_scores}
+        fresh = now - owned
+        if fresh:  # restore now, not at the next record: its streams may never send again
+            task = asyncio.ensure_future(restore_assigned(fresh))
+            restoring.add(task)
+            task.add_done_callback(restoring.discard)
         moved = owned - now
         if moved:
             store.forget_partitions(moved)

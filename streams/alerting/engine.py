@@ -146,6 +146,8 @@ class AlertEngine:
             self.tracker.runs[(stream, det)] = inc
             if inc.is_open:
                 self._remember(inc)
+                if inc.group_id is not None and not self.grouper.adopt(inc):
+                    inc.group_id = None  # a state from before group windows were kept: alone now
         for det, ts in doc.get("last_resolved", {}).items():
             self.tracker.last_resolved[(stream, det)] = float(ts)
 
@@ -184,6 +186,8 @@ class AlertEngine:
             inc.suppressed = "cooldown"
         else:
             inc.group_id = self.grouper.on_open(inc, inc.last_anomaly_ts)
+            if inc.group_id is not None:
+                inc.group_window = self.grouper.groups[inc.group_id].window_start
 
     def _remember(self, inc: Incident) -> None:
         self.known[inc.id] = (inc.stream, inc.detector)

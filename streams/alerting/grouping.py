@@ -70,6 +70,19 @@ class Grouper:
         self.current.open_members.add(inc.id)
         return self.current.id
 
+    def adopt(self, inc: Incident) -> bool:
+        """Put a restored open member back into its group (rebuilt, not yet announced, if
+        the restart forgot it: its announcement may then come twice, with the same id)."""
+        if inc.group_id is None or inc.group_window is None:
+            return False
+        group = self.groups.get(inc.group_id)
+        if group is None:
+            start = inc.group_window
+            group = self.groups[inc.group_id] = Group(inc.group_id, start, start + self.window_s)
+        group.members[inc.id] = inc
+        group.open_members.add(inc.id)
+        return True
+
     def on_resolve(self, inc: Incident) -> list[dict[str, Any]]:
         group = self.groups.get(inc.group_id or "")
         if group is None:

@@ -51,6 +51,7 @@ class Incident:
     last_update_ts: float = 0.0
     suppressed: str | None = None  # silence | cooldown | false_positive
     group_id: str | None = None
+    group_window: float | None = None  # the group's window start: rebuilds the group after a restart
     resolved_at: float | None = None
     acknowledged: bool = False
     partition: int = 0  # source partition: whose watermark may resolve it

@@ -16,11 +16,10 @@ from types import SimpleNamespace
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from streams.alerting.notify_worker import group_id
 from streams.broker import free_port
-from tests.alerting.test_integration_alerting import T0, wait_until
+from tests.alerting.test_integration_alerting import T0, committed, wait_until
 from tests.support.kafka import WorkerProcess, producer, read_all
 from tests.support.receivers import PD_KEY, PagerDutyReceiver, SlackReceiver, TeamsReceiver
 
@@ -35,16 +34,6 @@ def events() -> list[dict]:
             value += 80
         out.append({"stream": "checkout.latency", "ts": T0 + i, "value": round(value, 3)})
     return out
-
-
-def committed(bootstrap: str, group: str, topic: str, partitions: int) -> int:
-    """Sum of the group's committed offsets on ``topic`` (0 where none)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    try:
-        got = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
-        return sum(max(tp.offset, 0) for tp in got)
-    finally:
-        c.close()
 
 
 async def test_quiet_stream_resolves_and_a_hanging_sink_stalls_no_one(kafka_bootstrap, app_env, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from streams.alerting.engine import AlertEngine
@@ -190,3 +191,22 @@ def test_idle_announces_a_group_whose_window_never_closed():
     groups = [(r["action"], r["member_count"]) for r in idle if r["type"] == "group"]
     assert groups == [("opened", 2), ("resolved", 2)]
     assert sorted(actions(idle)) == [("resolved", "s0"), ("resolved", "s1"), ("resolved", "s2")]
+
+
+def test_a_restart_keeps_group_members_grouped_and_their_group_resolves():
+    def fresh() -> AlertEngine:
+        return AlertEngine(Timings(quiet_s=60, cooldown_s=0, lateness_s=0),
+                           Grouper(window_s=30, max_individual=1))
+
+    before = fresh()
+    for i in range(3):
+        before.observe(parse_scored(scored(f"s{i}", T0 + i, True)), 0)
+    grouped = {i.stream: i.group_id for i in before.open_incidents()}
+    assert grouped["s0"] is None and grouped["s1"] == grouped["s2"] is not None
+    after = fresh()  # kill -9: only the checkpointed per-stream state survives
+    for stream in grouped:
+        after.restore(stream, orjson.loads(orjson.dumps(before.snapshot(stream))))
+    out = after.idle(0)
+    groups = [(r["action"], r["group_id"], r["member_count"]) for r in out if r["type"] == "group"]
+    assert groups == [("opened", grouped["s1"], 2), ("resolved", grouped["s1"], 2)]
+    assert after.open_incidents() == []
