@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-faults test-unit lint bench bench-quick dashboards dashboards-check clean
+.PHONY: audit demo test test-faults test-unit lint bench bench-quick dashboards dashboards-check clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --json bench.json
+
+# Dependency vulnerability audit (needs a route to PyPI's JSON API or OSV).
+audit: $(STAMP)
+	bash .ci/audit
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.run --quick

@@ -47,6 +47,9 @@ class Plan:
 
 QUICK = Plan(10_000, 100, 100, 1_500, 10_000, 1.5, (100_000,))
 FULL = Plan(100_000, 1_000, 100, 20_000, 10_000, 10.0, (100_000, 1_000_000))
+# The acceptance check of the performance issue: 200,000 events over 10,000 streams.
+CHECK = Plan(200_000, 10_000, 100, 20_000, 10_000, 10.0, (100_000, 1_000_000))
+PLANS = {"quick": QUICK, "full": FULL, "check": CHECK}
 
 
 @dataclasses.dataclass
@@ -180,10 +183,19 @@ def table(results: list[Result]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes; under a minute (CI)")
+    ap.add_argument("--plan", choices=sorted(PLANS), help="sizes: quick, full (default) or check "
+                    "(200,000 events over 10,000 streams)")
     ap.add_argument("--json", type=Path, help="also write every figure to this file")
     ap.add_argument("--only", default="abcs", help="subset: a b c s(tate)")
+    ap.add_argument("--env", action="append", default=[], metavar="PYNOMALY_X=V",
+                    help="extra worker setting for (c), e.g. PYNOMALY_DETECTOR=zscore")
     a = ap.parse_args(argv)
-    plan = QUICK if a.quick else FULL
+    for kv in a.env:
+        k, sep, v = kv.partition("=")
+        if not sep or not k.startswith("PYNOMALY_"):
+            ap.error(f"--env expects PYNOMALY_NAME=VALUE, got {kv!r}")
+        EXTRA_ENV[k] = v
+    plan = PLANS[a.plan] if a.plan else QUICK if a.quick else FULL
     # SIGTERM (CI timeouts) unwinds like Ctrl-C, so the broker and children are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     began = time.monotonic()
@@ -197,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         if "a" in a.only:
             results.append(measure("(a) aiokafka pass-through" + pace, start_passthrough, bs,
                                    plan, n, tmp, pace=True))
-            if not a.quick:
+            if plan is FULL:
                 results.append(measure(f"(a) pass-through, {bn}", start_passthrough, bs, plan,
                                        n, tmp, plan.per_record))
         if "b" in a.only:
@@ -206,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         if "c" in a.only:
             results.append(measure("(c) pynomaly worker" + pace, start_worker, bs, plan, n,
                                    tmp, pace=True))
-            if not a.quick:
+            if plan is FULL:
                 results.append(measure(f"(c) pynomaly worker, {bn}", start_worker, bs, plan, n,
                                        tmp, plan.per_record))
                 results.append(measure("(c) pynomaly worker, detector zscore" + pace,
