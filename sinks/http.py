@@ -98,3 +98,23 @@ def status_error(sink: str, resp: Response, code: str | None, hint: str) -> Sink
         status=resp.status,
         code=code,
     )
+
+
+class WebhookPoster:
+    """What the chat sinks share: one webhook URL (a secret: kept out of repr and logs), an
+    HTTP poster with its timeout, and how many group members a message lists."""
+
+    default_name = "webhook"
+
+    def __init__(self, webhook_url: str, name: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 top_n: int = 10) -> None:
+        self.name = name or self.default_name
+        self._url = str.__str__(webhook_url)  # a plain str, whatever Secret wrapper came in
+        self._http = HttpPoster(self.name, timeout_s)
+        self.top_n = top_n
+
+    async def post(self, body: bytes) -> Response:
+        return await self._http.post(self._url, body)
+
+    async def close(self) -> None:
+        await self._http.close()

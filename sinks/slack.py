@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from sinks.http import HttpPoster, Response, status_error
+from sinks.http import Response, WebhookPoster, status_error
 from sinks.notification import Notification, iso, score_text, truncate
 
 log = logging.getLogger(__name__)
@@ -86,19 +86,14 @@ def render(n: Notification, top_n: int = 10) -> dict[str, Any]:
     return {"text": truncate(escape(fallback), MAX_FALLBACK_TEXT), "blocks": blocks[:MAX_BLOCKS]}
 
 
-class SlackSink:
+class SlackSink(WebhookPoster):
     """Posts to one Slack incoming webhook. The URL is a secret and never logged."""
 
-    def __init__(self, webhook_url: str, name: str = "slack", timeout_s: float = 10.0,
-                 top_n: int = 10) -> None:
-        self.name = name
-        self._url = str.__str__(webhook_url)
-        self._http = HttpPoster(name, timeout_s)
-        self.top_n = top_n
+    default_name = "slack"
 
     async def send(self, n: Notification) -> None:
         body = orjson.dumps(render(n, self.top_n))
-        resp = await self._http.post(self._url, body)
+        resp = await self.post(body)
         if resp.status == 200:
             return
         raise self._error(resp)
@@ -114,6 +109,3 @@ class SlackSink:
         log.warning("slack webhook %s rejected a notification: HTTP %d %s", self.name,
                     resp.status, code or "(unknown code)")
         return status_error(self.name, resp, code, hint)
-
-    async def close(self) -> None:
-        await self._http.close()

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from sinks.errors import SinkError
-from sinks.http import HttpPoster, status_error
+from sinks.http import WebhookPoster, status_error
 from sinks.notification import Notification, iso, score_text, truncate
 
 log = logging.getLogger(__name__)
@@ -60,15 +60,10 @@ def render(n: Notification, top_n: int = 10) -> dict[str, Any]:
         top_n //= 2
 
 
-class TeamsSink:
+class TeamsSink(WebhookPoster):
     """Posts to one Teams Workflows webhook URL (a secret: never logged)."""
 
-    def __init__(self, webhook_url: str, name: str = "teams", timeout_s: float = 10.0,
-                 top_n: int = 10) -> None:
-        self.name = name
-        self._url = str.__str__(webhook_url)
-        self._http = HttpPoster(name, timeout_s)
-        self.top_n = top_n
+    default_name = "teams"
 
     async def send(self, n: Notification) -> None:
         body = orjson.dumps(render(n, self.top_n))
@@ -76,7 +71,7 @@ class TeamsSink:
             raise SinkError(f"{self.name}: card is {len(body)} bytes even without the member list, "
                             f"over Teams' {MAX_BYTES} limit; shorten stream names or tags",
                             retriable=False, sink=self.name)
-        resp = await self._http.post(self._url, body)
+        resp = await self.post(body)
         if resp.status in (200, 202):
             return
         hints = {
@@ -90,6 +85,3 @@ class TeamsSink:
         hint = hints.get(resp.status, "unexpected answer from Teams")
         log.warning("teams webhook %s rejected a notification: HTTP %d", self.name, resp.status)
         raise status_error(self.name, resp, None, hint)
-
-    async def close(self) -> None:
-        await self._http.close()
