@@ -1,10 +1,11 @@
 """Fault-suite fixtures: each test's first worker is started ahead of the test.
 
 A worker takes ~8 s to become ready (imports, topic creation, group join), most of it
-waiting. A live test module may declare the environments of the workers its tests start
-first (``PRESTART = [env, ...]``); the session starts those one at a time in the
-background, in test order, at most two ahead of the test that will use them, and
-``start_worker(env)`` hands over the prestarted process for an identical env. The
+waiting. A live test module may declare the environment of the worker its test starts
+first (``PRESTART = [env]``, or ``{test name: env}``); the session starts those of the
+selected tests one at a time in the background, in test order, at most two ahead of the
+test that will use them, and ``start_worker(env)`` hands over the prestarted process for
+an identical env. The
 workers are the same fresh processes the tests would start: nothing has been produced to
 their topics before the test. Restarts inside a scenario (after kill -9, after a
 tampered checkpoint) are started and timed by the test itself.
@@ -88,13 +89,16 @@ class Prestarted:
 def prestarted(request: pytest.FixtureRequest, kafka_bootstrap: str,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prestarted]:
     envs: list[dict[str, str]] = []
-    seen: set[int] = set()
     for item in request.session.items:
         module = getattr(item, "module", None)
-        if module is None or id(module) in seen:
-            continue
-        seen.add(id(module))
-        envs.extend(getattr(module, "PRESTART", []))
+        declared = getattr(module, "PRESTART", None)
+        # a list: for the module's first test; a dict: test function name -> env
+        if isinstance(declared, dict):
+            env = declared.get(getattr(item, "originalname", item.name))
+        else:
+            env = declared[0] if declared else None
+        if env is not None and env not in envs:
+            envs.append(env)
     pool = Prestarted(kafka_bootstrap, envs, tmp_path_factory.mktemp("prestart")).start()
     yield pool
     pool.stop()

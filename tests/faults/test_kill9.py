@@ -24,7 +24,9 @@ pytestmark = pytest.mark.faults
 COMMIT_ENV = {k: v for k, v in os.environ.items() if k == "PYNOMALY_COMMIT_INTERVAL_S"}
 ACCEPT_ENV = {**topic_env(unique("kill9")), **COMMIT_ENV}
 RANDOM_ENV = {**topic_env(unique("kill9r")), "PYNOMALY_CHECKPOINT_INTERVAL_S": "1", **COMMIT_ENV}
-PRESTART = [ACCEPT_ENV, RANDOM_ENV]  # first workers, started ahead by tests/faults/conftest.py
+# first workers, started ahead by tests/faults/conftest.py
+PRESTART = {"test_sigkill_after_a_quarter_scores_every_offset": ACCEPT_ENV,
+            "test_sigkill_at_random_points_under_load": RANDOM_ENV}
 
 
 def test_sigkill_after_a_quarter_scores_every_offset(kafka_bootstrap, start_worker):
