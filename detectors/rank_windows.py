@@ -21,13 +21,35 @@ here, no float arithmetic, so results are bit-identical to the ``bisect`` versio
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numba
 import numpy as np
 from numba import njit
 
 INITIAL_CAPACITY = 4  # a young stream holds 6 * 4 doubles (~300 B with the header)
 
 
-@njit(cache=True, nogil=True)
+def _cache_dir() -> None:
+    """numba caches compiled code next to this file, else in NUMBA_CACHE_DIR; with neither
+    writable (a read-only root filesystem in a container) ``cache=True`` fails at import.
+    Then the cache goes to the temporary directory (the pods' writable emptyDir)."""
+    if numba.config.CACHE_DIR or os.access(Path(__file__).parent, os.W_OK):
+        return
+    # numba read its environment when it was imported (PyOD imports it first): set both.
+    path = str(Path(tempfile.gettempdir()) / "pynomaly-numba-cache")
+    os.environ["NUMBA_CACHE_DIR"] = numba.config.CACHE_DIR = path
+
+
+_cache_dir()
+_jit: Callable[[Any], Any] = njit(cache=True, nogil=True)
+
+
+@_jit
 def _rank(buf: np.ndarray, start: int, m: int, x: float) -> tuple[int, int]:
     """(bisect_right, bisect_left) of ``x`` in ``buf[start:start + m]``, as offsets."""
     lo, hi = 0, m
@@ -48,7 +70,7 @@ def _rank(buf: np.ndarray, start: int, m: int, x: float) -> tuple[int, int]:
     return right, lo
 
 
-@njit(cache=True, nogil=True)
+@_jit
 def _add(buf: np.ndarray, cap: int, c: int, m: int, pos: int, history: int, x: float,
          right: int) -> None:
     """Insert ``x`` (its bisect_right offset is ``right``) into channel ``c``, evicting the
@@ -75,7 +97,7 @@ def _add(buf: np.ndarray, cap: int, c: int, m: int, pos: int, history: int, x: f
     buf[srt + k] = x
 
 
-@njit(cache=True, nogil=True)
+@_jit
 def step(buf: np.ndarray, cap: int, m: int, pos: int, history: int, x0: float, x1: float,
          x2: float, learn: bool) -> tuple[int, int, int, float, float]:
     """Two-sided ranks ``min(#<=x, #>=x)`` of the three values against the windows, and
