@@ -204,7 +204,8 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
     deliveries = build_deliveries(a, on_attempt=metrics.note_notification,
                                   on_request=lambda sink, secs: metrics.sink_request_duration.labels(
                                       sink=sink).observe(secs), produce=produce)
-    workers = [SinkWorker(settings, name, delivery, build_notifier(a), metrics, store.producer)
+    workers = [SinkWorker(settings, name, delivery, build_notifier(a), metrics, store.producer,
+                          a.new_sink_lookback_s)
                for name, delivery in deliveries.items()]
     running: list[asyncio.Task[None]] = []
 

@@ -12,9 +12,11 @@ since the last commit, which the receivers see as duplicates of the same inciden
 PagerDuty dedup_key). A slow sink delays only itself; scoring, incidents and the other
 sinks go on. Several workers split each sink group's partitions between them.
 
-A new sink group (first start, or the upgrade from the shared Faust agents) starts where
-the app's own group stopped reading the alerts topic, else at the beginning: an upgrade
-must not replay the whole audit log to people.
+A new sink group (a sink enabled for the first time, or the upgrade from the shared Faust
+agents) starts where the app's own group stopped reading the alerts topic, else with the
+records of the last ``new_sink_lookback_s`` (default 600 s) before this worker started, and commits
+that position at once: enabling Slack on a deployment a month old must not replay a
+month of alerts to people, but what was written while the workers started is delivered.
 """
 
 from __future__ import annotations
@@ -59,23 +61,33 @@ class _StartWhereTheAppStopped(ConsumerRebalanceListener):  # type: ignore[misc]
         self.worker = worker
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        # Called before every (re)join: hold deliveries until the new assignment's starting
+        # points are decided (the fetcher may already hold records from before them).
+        self.worker.gate.clear()
         await self.worker.commit()  # what was delivered stays delivered for the next owner
         for tp in revoked:  # if it comes back, the next owner's commits are newer than ours
             self.worker.done.pop(tp, None)
             self.worker.committed.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        await self.worker.seek_new_partitions(list(assigned))
+        try:
+            await self.worker.seek_new_partitions(list(assigned))
+        finally:
+            self.worker.gate.set()
 
 
 class SinkWorker:
     def __init__(self, settings: Settings, name: str, delivery: Delivery, notifier: Notifier,
-                 metrics: Metrics, producer: AlertProducer) -> None:
+                 metrics: Metrics, producer: AlertProducer, lookback_s: float = 600.0) -> None:
         self.settings, self.name = settings, name
         self.delivery, self.notifier, self.metrics, self.producer = delivery, notifier, metrics, producer
         self.consumer: AIOKafkaConsumer | None = None
         self.done: dict[TopicPartition, int] = {}  # next offset to commit, per partition
         self.committed: dict[TopicPartition, int] = {}
+        self.started_at = time.time()  # Kafka record timestamps are wall-clock
+        self.lookback_s = lookback_s
+        self.gate = asyncio.Event()  # set while the assignment's starting points are decided
+        self.floor: dict[TopicPartition, int] = {}  # a new group's first offset per partition
 
     async def run(self) -> None:
         """Consume, deliver, commit; until cancelled (worker shutdown)."""
@@ -106,9 +118,12 @@ class SinkWorker:
         try:
             while True:
                 batch = await self.consumer.getmany(timeout_ms=1000, max_records=MAX_RECORDS)
+                await self.gate.wait()
                 last_commit = time.monotonic()
                 for tp, msgs in batch.items():
                     for msg in msgs:
+                        if msg.offset < self.floor.get(tp, 0):
+                            continue  # fetched before a new group's starting point was set
                         await self.handle(msg)
                         self.done[tp] = msg.offset + 1
                         if time.monotonic() - last_commit >= COMMIT_EVERY_S:
@@ -146,9 +161,27 @@ class SinkWorker:
         if not fresh:
             return
         start = await self._app_group_offsets(fresh)
-        for tp in fresh:
-            if tp in start:
-                consumer.seek(tp, start[tp])
+        rest = [tp for tp in fresh if tp not in start]
+        if rest:
+            since = int((self.started_at - self.lookback_s) * 1000)
+            try:
+                found = await consumer.offsets_for_times({tp: since for tp in rest})
+                ends = await consumer.end_offsets(rest)
+            except KafkaError as exc:  # from the beginning, as Kafka's default would
+                log.warning("notify-%s: cannot look up offsets by time (%s); starting from the "
+                            "beginning", self.name, type(exc).__name__)
+                found, ends = {}, {}
+            for tp in rest:
+                hit = found.get(tp)
+                if tp in ends:  # nothing that recent (Tansu answers timestamp -1): from the end
+                    start[tp] = hit.offset if hit is not None and hit.timestamp >= 0 else ends[tp]
+        if start:
+            log.info("notify-%s: new consumer group starts at %s", self.name,
+                     ", ".join(f"{tp.partition}:{o}" for tp, o in sorted(start.items())))
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+            self.done[tp] = self.floor[tp] = offset
+        await self.commit()  # a crash before the first delivery keeps this starting point
 
     async def _app_group_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         """Offsets the app's own group committed on the alerts topic (the pre-upgrade readers)."""

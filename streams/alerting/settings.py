@@ -55,6 +55,8 @@ class AlertingSettings:
     cooldown_s: float = _doc("new incidents on a stream this soon after a resolve stay quiet",
                              default=300.0)
     lateness_s: float = _doc("event-time lateness allowed before the watermark resolves", default=60.0)
+    new_sink_lookback_s: float = _doc("a sink enabled for the first time starts with the alert records "
+                                      "of this many seconds before the worker started", default=600.0)
     idle_resolve_s: float = _doc("wall-clock seconds without any scored record on a partition that "
                                  "resolve its open incidents (0: quiet_s)", default=0.0)
     group_window_s: float = _doc("window in which many new incidents become one group", default=120.0)
@@ -92,7 +94,8 @@ class AlertingSettings:
                      "deadline_s", "base_backoff_s"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"invalid setting {name} / PYNOMALY_{name.upper()}: expected > 0")
-        for name in ("min_duration_s", "cooldown_s", "lateness_s", "update_interval_s", "idle_resolve_s"):
+        for name in ("min_duration_s", "cooldown_s", "lateness_s", "update_interval_s", "idle_resolve_s",
+                     "new_sink_lookback_s"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"invalid setting {name} / PYNOMALY_{name.upper()}: expected >= 0")
         if not 0 < self.false_positive_strict_factor < 1:
