@@ -38,11 +38,12 @@ def _cache_dir() -> None:
     """numba caches compiled code next to this file, else in NUMBA_CACHE_DIR; with neither
     writable (a read-only root filesystem in a container) ``cache=True`` fails at import.
     Then the cache goes to the temporary directory (the pods' writable emptyDir)."""
-    if numba.config.CACHE_DIR or os.access(Path(__file__).parent, os.W_OK):
+    config: Any = numba.config  # its settings are read from the environment: untyped
+    if config.CACHE_DIR or os.access(Path(__file__).parent, os.W_OK):
         return
     # numba read its environment when it was imported (PyOD imports it first): set both.
     path = str(Path(tempfile.gettempdir()) / "pynomaly-numba-cache")
-    os.environ["NUMBA_CACHE_DIR"] = numba.config.CACHE_DIR = path
+    os.environ["NUMBA_CACHE_DIR"] = config.CACHE_DIR = path
 
 
 _cache_dir()

@@ -172,7 +172,7 @@ def _common_event(
     names what is wrong). Must give exactly what :func:`_event` gives (tested)."""
     n = len(doc)
     stream = doc.get("stream")
-    value = doc.get("value")
+    value: Any = doc.get("value")
     vt = type(value)
     if type(stream) is not str or (vt is not float and vt is not int) or n > 3:
         return None
