@@ -26,7 +26,7 @@ class Timings:
     min_count: int = 1  # ...and hold this many anomalous records
     quiet_s: float = 300.0  # no anomaly for this long resolves (and splits runs)
     update_interval_s: float = 300.0  # at most one 'updated' record per incident per interval
-    cooldown_s: float = 300.0  # new incidents this soon after a notified resolve stay quiet
+    cooldown_s: float = 60.0  # new incidents this soon after a notified resolve stay quiet
     lateness_s: float = 60.0  # watermark = latest event time seen - lateness_s
 
 

@@ -210,3 +210,16 @@ def test_a_restart_keeps_group_members_grouped_and_their_group_resolves():
     groups = [(r["action"], r["group_id"], r["member_count"]) for r in out if r["type"] == "group"]
     assert groups == [("opened", grouped["s1"], 2), ("resolved", grouped["s1"], 2)]
     assert after.open_incidents() == []
+
+
+def test_with_default_settings_three_spikes_400_s_apart_are_three_notified_incidents():
+    from streams.alerting.agents import build_engine
+    from streams.alerting.settings import load_alerting_settings
+
+    eng = build_engine(load_alerting_settings(environ={}))
+    docs = [scored("s", T0 + i, i in (400, 800, 1200), detector="rarity_likelihood") for i in range(1700)]
+    recs = [r for d in docs for r in eng.observe(parse_scored(d))]
+    opened = [r for r in recs if r["action"] == "opened"]
+    assert [(r["opened_at"] - T0, r["suppressed"]) for r in opened] == [(400, None), (800, None), (1200, None)]
+    resolved = [r for r in recs if r["action"] == "resolved"]
+    assert [r["resolved_at"] - T0 for r in resolved] == [700, 1100, 1500]
