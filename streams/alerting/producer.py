@@ -2,15 +2,16 @@
 
 Why not the app's (Faust's) producer:
 
-* Faust's producer waits up to ``producer_request_timeout`` (20 minutes) for an answer.
-  A produce in flight while the client fetches metadata for a topic it has not written
-  yet loses the metadata answer on the dev broker (Tansu 0.6; reproduced with plain
-  aiokafka in a few lines), so the first dead letter or notify-topic record written
-  next to an alert record stalled the incident agent, and with it the consumer's batch
-  drain (scoring too), for 20 minutes. This producer learns the metadata of every topic
-  it will write, one topic at a time, before it sends anything; asks with a 30 s
-  request timeout; and a publish that still fails is sent again (at-least-once: alert
-  records carry (incident id, seq), which consumers use to drop duplicates).
+* Faust's producer waits up to ``producer_request_timeout`` (20 minutes) for an answer,
+  and it learned the cluster's topics when it started. The notify topic is created later
+  (with the alert state topic), so its first record needed a metadata request; sent while
+  a dead letter was in flight, that request's answer is lost on the dev broker (Tansu 0.6;
+  reproduced with plain aiokafka in a few lines) and the whole producer waited: the
+  incident agent's publish, and with it the consumer's batch drain (scoring too), stalled
+  for 20 minutes. This producer starts after the alerting topics exist and learns every
+  topic it will write, one at a time, before it sends anything; asks with a 30 s request
+  timeout; and a publish that still fails is sent again (at-least-once: alert records
+  carry (incident id, seq), which consumers use to drop duplicates).
 * Alerting traffic then never queues behind scoring's large batches, nor the reverse.
 """
 
