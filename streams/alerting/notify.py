@@ -59,6 +59,13 @@ class Notifier:
         self.told: dict[str, set[str]] = {}  # incident/group id -> sinks that got a trigger
         self.seen: collections.OrderedDict[tuple[str, str, Any], None] = collections.OrderedDict()
 
+    def reset(self) -> None:
+        """Forget what was planned: records coming again after a failure are planned anew
+        (a repeat is better than a notification planned, never sent, and then skipped)."""
+        self.sent.clear()
+        self.told.clear()
+        self.seen.clear()
+
     def plan(self, rec: Mapping[str, Any]) -> list[tuple[str, Notification]]:
         """The (sink name, notification) pairs this alert record calls for."""
         kind = ACTION_KIND.get((rec.get("type"), rec.get("action")))  # type: ignore[arg-type]

@@ -99,6 +99,7 @@ class SinkWorker:
                 raise
             except Exception as exc:  # a broker hiccup: start over from the committed offsets
                 log.warning("notify-%s: %s; reconnecting in 2 s", self.name, type(exc).__name__)
+                self.notifier.reset()  # what comes again must be sent again
                 await asyncio.sleep(2.0)
 
     async def _run_once(self, s: Settings) -> None:
