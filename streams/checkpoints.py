@@ -105,7 +105,6 @@ class CheckpointStore:
         # Set when max_streams_in_memory caps the streams in memory (streams/eviction.py).
         self.evictor: StreamEvictor | None = None
         self._marked: dict[int, int] = {}  # progress marks written: partition -> offset
-        self._sent: dict[int, int] = {}  # progress marks sent (maybe not yet acknowledged)
         self._failed = False  # a batch failed after learning: see batch_failed
         # Held while a batch is scored and its outputs produced: a checkpoint must never
         # cover events whose outputs are not yet acknowledged.
@@ -154,14 +153,12 @@ class CheckpointStore:
         One small signed record per partition that moved, right after a batch: a worker
         killed between its outputs and its offset commit (on Tansu a commit takes 0.1-0.35 s)
         would otherwise have the whole batch scored again by its replacement. The mark is
-        taken under the batch lock, so it never covers unacknowledged outputs. Its own
-        acknowledgement is not awaited (a lost mark only costs duplicates after a crash):
-        waiting for it held back every batch by a round trip (~8 ms each on the dev broker).
+        taken under the batch lock, so it never covers unacknowledged outputs.
         """
         if self._failed:
             return 0
         async with self.batch_lock:
-            moved = {p: o for p, o in self.scorer.progress.items() if self._sent.get(p) != o}
+            moved = {p: o for p, o in self.scorer.progress.items() if self._marked.get(p) != o}
         if not moved:
             return 0
         try:
@@ -174,23 +171,12 @@ class CheckpointStore:
                                     key=PROGRESS_KEY, partition=p)
                 for p, o in moved.items()
             ]
+            await asyncio.gather(*pending)
         except Exception as exc:  # only costs duplicates after a crash: do not fail the batch
             log.warning("could not mark progress of partitions %s: %r", sorted(moved), exc)
             return 0
-        self._sent.update(moved)
-        asyncio.gather(*pending).add_done_callback(lambda done: self._marks_written(moved, done))
+        self._marked.update(moved)
         return len(moved)
-
-    def _marks_written(self, moved: dict[int, int], done: asyncio.Future[Any]) -> None:
-        if done.cancelled() or done.exception() is not None:
-            exc = None if done.cancelled() else done.exception()
-            log.warning("could not mark progress of partitions %s: %r", sorted(moved), exc)
-            for p, o in moved.items():  # sent again after the next batch
-                if self._sent.get(p) == o:
-                    del self._sent[p]
-            return
-        for p, o in moved.items():  # marks of one partition may complete out of order
-            self._marked[p] = max(o, self._marked.get(p, o))
 
     async def checkpoint(self, partitions: Iterable[int] | None = None) -> int:
         """Write the state of every dirty stream (of ``partitions``, if given).
@@ -330,7 +316,7 @@ class CheckpointStore:
             log.warning("rejected progress mark of partition %d: %s", partition, exc)
             return
         self.scorer.emitted[partition] = offset
-        self._marked[partition] = self._sent[partition] = offset
+        self._marked[partition] = offset
         log.info("partition %d: outputs were written up to offset %d", partition, offset)
 
     async def on_revoked(self, partitions: set[int]) -> None:
@@ -344,7 +330,6 @@ class CheckpointStore:
             self.evictor.forget_partitions(partitions)
         for p in partitions:
             self._marked.pop(p, None)
-            self._sent.pop(p, None)
             task = self._restoring.pop(p, None)
             if task is not None:
                 task.cancel()  # a prefetch for a partition that moved on
