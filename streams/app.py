@@ -60,6 +60,10 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "stream_buffer_maxsize": max(4096, settings.batch_max_events * 2),
         "key_serializer": "raw",
         "value_serializer": "raw",
+        # Faust waits 1200 s for a produce answer; a lost answer (seen on the dev broker
+        # for a topic created after start) would stall the drain that long. 30 s, then
+        # the batch fails and is retried from its uncommitted offsets.
+        "producer_request_timeout": 30.0,
     }
     if settings.dev_broker:
         # Tansu: joins take half the session timeout; keep rebalances short.
