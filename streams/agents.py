@@ -45,6 +45,10 @@ FETCH_MAX_WAIT_MS = 100
 BATCH_BYTES = 256 * 1024
 
 
+# Keys whose partition is remembered per topic (~100 B each); past this the cache restarts.
+PARTITION_CACHE_KEYS = 200_000
+
+
 def _new_batch(producer: Any) -> BatchBuilder:
     acc = producer._message_accumulator
     if acc._txn_manager is not None:  # transactional producers need their own builders
@@ -77,6 +81,8 @@ class BatchProducer:
         all_parts, cache = await self._partitioner(producer, topic)
         partitioner = producer._partitioner
         by_part: dict[int, list[Output]] = {}
+        if len(cache) > PARTITION_CACHE_KEYS:
+            cache.clear()  # bounded: millions of distinct keys must not grow it forever
         for rec in records:
             key = rec[0]
             p = cache.get(key) if key is not None else None
