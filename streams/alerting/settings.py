@@ -49,11 +49,13 @@ class AlertingSettings:
                               default="pynomaly-detectors")
     min_duration_s: float = _doc("an anomaly run must last this long to open an incident", default=0.0)
     min_count: int = _doc("...and hold this many anomalous records", default=1)
-    quiet_s: float = _doc("event-time seconds without anomalies that resolve an incident", default=300.0)
+    # A minute: real-time alerting resolves a spike's incident a minute after it ends, and
+    # spikes more than quiet_s + cooldown_s apart page separately.
+    quiet_s: float = _doc("event-time seconds without anomalies that resolve an incident", default=60.0)
     update_interval_s: float = _doc("at most one 'updated' alert record per incident per interval",
                                     default=300.0)
     cooldown_s: float = _doc("new incidents on a stream this soon after a notified resolve stay quiet "
-                             "(short: quiet_s already merges anomalies closer than that)", default=60.0)
+                             "(short: quiet_s already merges anomalies closer than that)", default=30.0)
     lateness_s: float = _doc("event-time lateness allowed before the watermark resolves", default=60.0)
     new_sink_lookback_s: float = _doc("a sink enabled for the first time starts with the alert records "
                                       "of this many seconds before the worker started", default=600.0)

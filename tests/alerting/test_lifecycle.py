@@ -212,14 +212,18 @@ def test_a_restart_keeps_group_members_grouped_and_their_group_resolves():
     assert after.open_incidents() == []
 
 
-def test_with_default_settings_three_spikes_400_s_apart_are_three_notified_incidents():
+@pytest.mark.parametrize("gap", [400, 100])
+def test_with_default_settings_three_separated_spikes_are_three_notified_incidents(gap):
     from streams.alerting.agents import build_engine
     from streams.alerting.settings import load_alerting_settings
 
-    eng = build_engine(load_alerting_settings(environ={}))
-    docs = [scored("s", T0 + i, i in (400, 800, 1200), detector="rarity_likelihood") for i in range(1700)]
+    settings = load_alerting_settings(environ={})
+    assert gap > settings.quiet_s + settings.cooldown_s  # "well separated" by the defaults
+    eng = build_engine(settings)
+    spikes = (gap, 2 * gap, 3 * gap)
+    docs = [scored("s", T0 + i, i in spikes, detector="rarity_likelihood") for i in range(3 * gap + 400)]
     recs = [r for d in docs for r in eng.observe(parse_scored(d))]
     opened = [r for r in recs if r["action"] == "opened"]
-    assert [(r["opened_at"] - T0, r["suppressed"]) for r in opened] == [(400, None), (800, None), (1200, None)]
+    assert [(r["opened_at"] - T0, r["suppressed"]) for r in opened] == [(t, None) for t in spikes]
     resolved = [r for r in recs if r["action"] == "resolved"]
-    assert [r["resolved_at"] - T0 for r in resolved] == [700, 1100, 1500]
+    assert [r["resolved_at"] - T0 for r in resolved] == [t + settings.quiet_s for t in spikes]

@@ -114,4 +114,4 @@ def test_every_alerting_setting_is_described():
                  "PYNOMALY_DASHBOARD_URL", "[[alerting.routes]]"):
         assert rows[name][1]
     assert rows["PYNOMALY_PAGERDUTY_URL"][0] == "https://events.pagerduty.com"
-    assert rows["PYNOMALY_QUIET_S"][0] == "300.0"
+    assert rows["PYNOMALY_QUIET_S"][0] == "60.0"
