@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import hashlib
 import logging
 import pickle
@@ -44,6 +45,8 @@ __all__ = ["MAGIC", "CheckpointSignatureError", "CheckpointStore", "load_state",
 
 
 # The key of the progress marks in the state topic: not valid UTF-8, so never a stream's key.
+# How long a batch yields for its progress marks to be written to the socket.
+MARK_SEND_S = 0.001
 PROGRESS_KEY = b"\xff\xfepynomaly-emitted"
 
 
@@ -166,17 +169,30 @@ class CheckpointStore:
                 await self.start()
             producer = self._producer
             assert producer is not None
-            pending = [
-                await producer.send(self.topic, sign(_progress_payload(p, o), self.key),
-                                    key=PROGRESS_KEY, partition=p)
-                for p, o in moved.items()
-            ]
-            await asyncio.gather(*pending)
+            pending = []
+            for p, o in moved.items():
+                # A closed batch of its own goes out at once, without the producer's linger.
+                batch = producer.create_batch()
+                batch.append(key=PROGRESS_KEY, value=sign(_progress_payload(p, o), self.key),
+                             timestamp=None)
+                pending.append(await producer.send_batch(batch, self.topic, partition=p))
+            # Let the sender write the request before the next batch's scoring holds the
+            # event loop; the acknowledgement itself is not awaited (a round trip per batch).
+            await asyncio.sleep(MARK_SEND_S)
         except Exception as exc:  # only costs duplicates after a crash: do not fail the batch
             log.warning("could not mark progress of partitions %s: %r", sorted(moved), exc)
             return 0
         self._marked.update(moved)
+        asyncio.gather(*pending).add_done_callback(functools.partial(self._mark_failed, moved))
         return len(moved)
+
+    def _mark_failed(self, moved: dict[int, int], done: asyncio.Future[Any]) -> None:
+        if done.cancelled() or done.exception() is None:
+            return
+        log.warning("could not mark progress of partitions %s: %r", sorted(moved), done.exception())
+        for p, o in moved.items():  # written again after the next batch
+            if self._marked.get(p) == o:
+                del self._marked[p]
 
     async def checkpoint(self, partitions: Iterable[int] | None = None) -> int:
         """Write the state of every dirty stream (of ``partitions``, if given).
