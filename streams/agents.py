@@ -333,8 +333,14 @@ def register_scoring(app: faust.App, runtime: Runtime) -> None:
         if checkpoints is None:
             await produce_batch(app, runtime, batch_scorer.run(records), producer)
         else:
-            async with checkpoints.batch_lock:
-                await produce_batch(app, runtime, batch_scorer.run(records), producer)
+            try:
+                async with checkpoints.batch_lock:
+                    await produce_batch(app, runtime, batch_scorer.run(records), producer)
+            except BaseException:
+                # Learned but maybe not written: no later mark or checkpoint (the idle timer,
+                # shutdown) may claim this batch; the replacement replays it.
+                checkpoints.batch_failed()
+                raise
         batch_duration.observe(time.perf_counter() - started)
         if checkpoints is not None:
             await checkpoints.maybe_checkpoint()

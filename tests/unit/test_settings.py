@@ -69,3 +69,46 @@ def test_secrets_do_not_show_in_repr():
     assert isinstance(s.kafka_sasl_password, Secret)
     assert "hunter2-secret" not in repr(s)
     assert s.kafka_sasl_password.reveal() == "hunter2-secret"
+
+
+def test_short_state_hmac_key_rejected():
+    """A checkpoint signing key under 16 characters is refused, and the error does not echo it."""
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ={"PYNOMALY_STATE_HMAC_KEY": "k" * 15})
+    assert "state_hmac_key" in str(info.value) and "16" in str(info.value)
+    assert "k" * 15 not in str(info.value)
+    assert load_settings(environ={"PYNOMALY_STATE_HMAC_KEY": "k" * 16}).state_hmac_key == "k" * 16
+    assert load_settings(environ={}).state_hmac_key == ""  # empty: checkpoints off, allowed
+
+
+# Every validator in Settings.__post_init__, at its boundary: the last accepted value and
+# the first refused one. A validator loosened or tightened by one makes one side fail.
+BOUNDARIES = [
+    ("TOPIC_PARTITIONS", "1", "0", "topic_partitions"),
+    ("TOPIC_REPLICATION", "1", "0", "topic_replication"),
+    ("WEB_PORT", "65535", "65536", "web_port"),
+    ("WEB_PORT", "1", "0", "web_port"),
+    ("THRESHOLD", "1.0", "1.0000001", "threshold"),
+    ("THRESHOLD", "0.000001", "0", "threshold"),
+    ("MAX_RECORD_BYTES", "64", "63", "max_record_bytes"),
+    ("BATCH_MAX_EVENTS", "1", "0", "batch_max_events"),
+    ("MAX_STREAMS_IN_MEMORY", "0", "-1", "max_streams_in_memory"),
+    ("BATCH_WITHIN_S", "0.001", "0", "batch_within_s"),
+    ("WARMUP_EVENTS", "0", "-1", "warmup_events"),
+    ("CHECKPOINT_INTERVAL_S", "0.001", "0", "checkpoint_interval_s"),
+    ("STATE_HMAC_KEY", "s" * 16, "s" * 15, "state_hmac_key"),
+    ("LOG_LEVEL", "ERROR", "trace", "log_level"),
+    ("KAFKA_SECURITY_PROTOCOL", "SASL_SSL", "sasl_ssl", "kafka_security_protocol"),
+    ("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512", "GSSAPI", "kafka_sasl_mechanism"),
+    ("KAFKA_BOOTSTRAP", "a:1,b:2", "a:1,b", "kafka_bootstrap"),
+    ("KAFKA_BOOTSTRAP", "[::1]:9092", ":9092", "kafka_bootstrap"),
+]
+
+
+@pytest.mark.parametrize(("var", "ok", "bad", "name"), BOUNDARIES,
+                         ids=[f"{b[0]}={b[2]}" for b in BOUNDARIES])
+def test_every_settings_validator_at_its_boundary(var, ok, bad, name):
+    load_settings(environ={f"PYNOMALY_{var}": ok})  # the boundary itself is accepted
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ={f"PYNOMALY_{var}": bad})
+    assert name in str(info.value) and "expected" in str(info.value)
