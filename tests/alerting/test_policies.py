@@ -43,6 +43,50 @@ def test_silence_by_glob_and_tag_with_expiry():
     assert opened == {"batch.nightly": "silence", "batch.hourly": None, "api": "silence", "api2": None}
 
 
+def opened_suppression(silences, docs) -> dict[str, str | None]:
+    return {r["stream"]: r["suppressed"] for r in feed(engine(silences), docs) if r["action"] == "opened"}
+
+
+def test_silence_starts_at_is_respected():
+    """A silence scheduled for later does not silence incidents that open before it starts."""
+    sil = [Silence(stream="*", starts_at=T0 + 100, ends_at=T0 + 200)]
+    assert opened_suppression(sil, [
+        scored("before", T0 + 99, True),  # one second before the window
+        scored("at-start", T0 + 100, True),  # starts_at is inclusive
+        scored("inside", T0 + 150, True),
+        scored("at-end", T0 + 200, True),  # ends_at is exclusive
+    ]) == {"before": None, "at-start": "silence", "inside": "silence", "at-end": None}
+    from_doc = Silence.from_dict({"stream": "x", "starts_at": T0 + 100, "ends_at": T0 + 200})
+    assert not from_doc.matches("x", {}, T0 + 99) and from_doc.matches("x", {}, T0 + 100)
+
+
+def test_two_tag_silence_needs_every_tag():
+    """tags = {env: prod, region: eu-*}: an incident matching only one of them is heard."""
+    sil = [Silence(stream="*", tags={"env": "prod", "region": "eu-*"})]
+    assert opened_suppression(sil, [
+        scored("both", T0, True, tags={"env": "prod", "region": "eu-west"}),
+        scored("env-only", T0, True, tags={"env": "prod", "region": "us-east"}),
+        scored("region-only", T0, True, tags={"env": "staging", "region": "eu-west"}),
+        scored("one-missing", T0, True, tags={"env": "prod"}),
+        scored("untagged", T0, True),
+    ]) == {"both": "silence", "env-only": None, "region-only": None, "one-missing": None,
+           "untagged": None}
+    # The same silence declared in settings/feedback form.
+    doc = Silence.from_dict({"tags": {"env": "prod", "region": "eu-*"}})
+    assert doc.matches("s", {"env": "prod", "region": "eu-1"}, T0)
+    assert not doc.matches("s", {"env": "prod", "region": "us-1"}, T0)
+    assert not doc.matches("s", {"env": "dev", "region": "eu-1"}, T0)
+
+
+def test_silence_stream_glob_and_tags_must_both_match():
+    sil = [Silence(stream="pay.*", tags={"env": "prod"})]
+    assert opened_suppression(sil, [
+        scored("pay.api", T0, True, tags={"env": "prod"}),
+        scored("auth.api", T0, True, tags={"env": "prod"}),
+        scored("pay.db", T0, True, tags={"env": "dev"}),
+    ]) == {"pay.api": "silence", "auth.api": None, "pay.db": None}
+
+
 def test_false_positive_resolves_and_suppresses_similar_alerts():
     eng = engine(fp_s=600)
     first = feed(eng, [scored("a", T0, True)])
