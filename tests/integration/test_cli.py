@@ -23,10 +23,83 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> s
 
 def test_help_names_every_command():
     out = cli("--help").stdout
-    for cmd in ("broker", "worker", "produce", "tail", "demo", "evaluate"):
+    for cmd in COMMANDS:
         assert cmd in out
-    for cmd in ("broker", "worker", "produce", "tail", "demo"):
+    for cmd in ("broker", "worker", "produce", "tail", "demo", "feedback"):
         assert cli(cmd, "--help").returncode == 0
+
+
+# Each command is also run for real: broker, produce, tail, demo below; worker in every
+# integration test (tests/support/kafka.py) and its settings check below; feedback and
+# evaluate below; settings and detectors below.
+COMMANDS = ("broker", "worker", "produce", "tail", "demo", "feedback", "evaluate", "detectors", "settings")
+
+
+def test_every_command_is_listed_and_run_by_a_test():
+    import inspect
+    import re
+
+    from streams.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) == set(COMMANDS)
+    here = inspect.getsource(inspect.getmodule(test_every_command_is_listed_and_run_by_a_test))
+    for cmd in set(COMMANDS) - {"worker"}:  # workers run as `streams.cli worker` in support/kafka.py
+        assert re.search(rf'"-m", "streams.cli", "{cmd}"|cli\("{cmd}"', here), f"{cmd} is never run"
+
+
+def test_settings_command_prints_every_setting():
+    """One line per setting: its variable, its default and its description."""
+    import dataclasses
+
+    from streams.alerting.settings import AlertingSettings
+    from streams.settings import Settings
+
+    res = cli("settings")
+    assert res.returncode == 0, res.stderr
+    lines = {line.split()[0]: line for line in res.stdout.splitlines() if line.strip()}
+    for cls in (Settings, AlertingSettings):
+        for f in dataclasses.fields(cls):
+            if f.name == "extra":
+                continue
+            var = f"[[alerting.{f.name}]]" if f.name in ("routes", "silences") else f"PYNOMALY_{f.name.upper()}"
+            assert var in lines, f"{var} is missing from `pynomaly settings`"
+            assert f.metadata["doc"] in lines[var], f"{var}: its description is missing"
+    assert lines["PYNOMALY_WEB_PORT"].split()[1] == "6066"
+    assert lines["PYNOMALY_THRESHOLD"].split()[1] == "0.999"
+
+
+def test_detectors_command_lists_every_registered_detector():
+    from detectors.registry import names
+
+    res = cli("detectors")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == list(names()) and "rarity_likelihood" in res.stdout
+
+
+def test_feedback_command_publishes_the_record(kafka_bootstrap, app_env):
+    env = {**app_env, "PYNOMALY_KAFKA_BOOTSTRAP": kafka_bootstrap}
+    res = cli("feedback", "inc-0123", "--label", "false_positive", "--stream", "payments",
+              "--by", "alice", "--comment", "deploy", env=env)
+    assert res.returncode == 0, res.stderr
+    got = read_all(kafka_bootstrap, app_env["PYNOMALY_TOPIC_FEEDBACK"], expect=1, timeout=20, idle=1)
+    assert len(got) == 1
+    assert {k: got[0][k] for k in ("kind", "incident_id", "stream", "by", "comment")} == {
+        "kind": "false_positive", "incident_id": "inc-0123", "stream": "payments", "by": "alice",
+        "comment": "deploy"}
+
+
+def test_evaluate_command_scores_a_csv(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = ["timestamp,value"] + [f"2026-01-01 00:{i // 60:02d}:{i % 60:02d},{100.0 if i == 250 else 1.0 + (i % 3) * 0.01}"
+                                  for i in range(300)]
+    (data / "flat.csv").write_text("\n".join(rows) + "\n")
+    res = cli("evaluate", str(data), "--out", str(tmp_path / "out"), "--jobs", "1", timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    scored = next((tmp_path / "out").rglob("*flat*.csv"))
+    lines = scored.read_text().splitlines()
+    assert len(lines) == 301  # a header and one row per input row
 
 
 def test_invalid_setting_stops_startup_with_a_clear_message():

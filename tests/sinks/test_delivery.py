@@ -89,14 +89,33 @@ async def test_rate_limit_spaces_sends(slack, clock):
 
 
 async def test_429_penalises_following_sends(slack, clock):
+    """A 429 with Retry-After 5 s holds back the *next* notification too, not only the retry.
+
+    The first delivery gives up at once (max_attempts=1), so no backoff of its own hides
+    the penalty: the following send has tokens to spare (burst 5) and would go out at once
+    without it.
+    """
     slack.fail("429", times=1, retry_after=5)
-    d = delivery(SlackSink(slack.url), clock, rate_per_s=10.0, burst=5)
-    await d.deliver(make_notification())
-    start = clock.now
-    await d.deliver(make_notification())
+    d = delivery(SlackSink(slack.url), clock, rate_per_s=10.0, burst=5, max_attempts=1)
+    first = await d.deliver(make_notification())
+    assert not first.delivered and first.error.status == 429 and clock.sleeps == []
+    rejected_at = clock.now
+    sent_at: list[float] = []
+    d.on_request = lambda sink, seconds: sent_at.append(clock.now)
+    second = await d.deliver(make_notification(incident_id="inc-next"))
     await d.sink.close()
-    assert clock.now >= start  # no token debt left unpaid
-    assert sum(clock.sleeps) >= 5.0
+    assert second.delivered and len(slack.accepted) == 1
+    assert sent_at[0] - rejected_at >= 5.0, "the send after a 429 did not wait for Retry-After"
+    assert sent_at[0] - rejected_at <= 5.0 + 1 / 10.0 + 1e-9  # ...and not much longer
+
+
+async def test_no_429_no_penalty(slack, clock):
+    """The control: without a 429, the same two sends go out back to back."""
+    d = delivery(SlackSink(slack.url), clock, rate_per_s=10.0, burst=5, max_attempts=1)
+    for _ in range(2):
+        assert (await d.deliver(make_notification())).delivered
+    await d.sink.close()
+    assert clock.sleeps == []
 
 
 async def test_final_errors_do_not_open_the_circuit(slack, clock):

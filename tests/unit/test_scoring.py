@@ -90,3 +90,16 @@ def test_a_failing_detector_restarts_its_stream_instead_of_failing_the_batch():
     assert len(out.scores) == 2
     assert orjson.loads(out.scores[0][1])["warming_up"]  # the fresh pipeline re-warms
     assert registry.get_sample_value("pynomaly_errors_total", {"component": "score"}) == 1
+
+
+def test_warming_up_counter_moves():
+    """pynomaly_events_warming_up_total counts exactly the events scored while warming up."""
+    bs, registry = make()
+    warmup = bs.settings.warmup_events
+    out = bs.run([rec(i, {"stream": s, "ts": 1000 + i, "value": float(i % 5)})
+                  for i in range(warmup + 20) for s in ("a", "b")])
+    warming = sum(orjson.loads(v)["warming_up"] for _, v in out.scores)
+    assert warming >= 2 * warmup  # both streams warm up first
+    assert registry.get_sample_value("pynomaly_events_warming_up_total") == warming
+    bs.run([rec(10_000, {"stream": "a", "ts": 5000, "value": 1.0})])  # warm by now: no change
+    assert registry.get_sample_value("pynomaly_events_warming_up_total") == warming
