@@ -49,6 +49,9 @@ async def test_false_positive_feedback_from_the_cli_resolves_the_incident(
     pd = await PagerDutyReceiver().start()
     env = {**app_env, "PYNOMALY_PAGERDUTY_ROUTING_KEY": PD_KEY, "PYNOMALY_PAGERDUTY_URL": pd.base_url,
            "PYNOMALY_COOLDOWN_S": "0", "PYNOMALY_LATENESS_S": "0", "PYNOMALY_CONTROL_TOKEN": TOKEN,
+           # The incident must still be open when the feedback arrives, however slow the
+           # machine: no idle resolve (60 s of wall-clock by default) within the test.
+           "PYNOMALY_IDLE_RESOLVE_S": "3600",
            **DETECTOR}
     try:
         worker = await asyncio.to_thread(start_worker, env, 90.0)

@@ -41,13 +41,14 @@ def test_scoring_continues_while_a_slow_refit_runs_in_the_pool() -> None:
         for x in events[20:40]:  # the 20th event submits the (slow) second refit
             det.learn_one(x)
         assert det.future is not None and not det.future.done()
-        t0 = time.perf_counter()
         for x in events[40:140]:  # 100 events scored and learned while the refit blocks
             det.score_one(x)
             det.learn_one(x)
-        elapsed = time.perf_counter() - t0
-        assert det.model_version == 1  # still the old model, nothing blocked on the fit
-        assert elapsed < 2.0
+        # Nothing waited for the fit: it cannot finish before release (or its 10 s timeout),
+        # so a score_one that blocked on it would find it done here. No wall-clock bound:
+        # that depends on the machine (the speed figure is in benchmarks/).
+        assert not det.future.done() and not release.is_set()
+        assert det.model_version == 1  # still the old model
         release.set()
         det.future.result(timeout=5)
         det.score_one(events[0])

@@ -17,6 +17,7 @@ import pytest
 
 from tests.faults.support import FULL, Load, Tail, metric, report, rss_kib, scrape, size
 from tests.support.kafka import topic_env, unique
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.faults
 
@@ -59,11 +60,21 @@ def test_distinct_keys_stay_under_the_cap(kafka_bootstrap, start_worker):
         load.flush(120)
         tail.wait(n_keys + 2 * n_back, timeout=size(60, 600), alive=worker_alive(worker))
         rss_peak = max(rss_peak, rss_kib(pid))
-        time.sleep(0.5)  # the metrics of the last batch
+        # The last batch's evictions and restores are counted once its outputs are
+        # acknowledged, just after the tail saw them: poll the metrics for them.
+        want_evicted = n_keys + n_back - CAP
+
+        def counted() -> str | None:
+            text = scrape(port)
+            return text if (metric(text, "pynomaly_streams_evicted_total") >= want_evicted
+                            and metric(text, "pynomaly_checkpoint_restores_total", 'outcome="ok"') >= n_back
+                            and metric(text, "pynomaly_events_scored_total") >= n_keys + 2 * n_back) else None
+
+        text = wait_for(counted, 30, f"{want_evicted} evictions, {n_back} restores and every event "
+                                     "scored in the worker's metrics", interval=0.2)
     finally:
         tail.stop()
     total_s = time.monotonic() - started
-    text = scrape(port)
     returned = [d for d in map(orjson.loads, tail.values[n_keys:])
                 if int(d["stream"][4:]) < n_back]
     rewarmed = sum(d["warming_up"] for d in returned)

@@ -8,6 +8,7 @@ import time
 import orjson
 import pytest
 
+from streams.settings import load_settings
 from tests.support.kafka import producer, read_all
 
 pytestmark = pytest.mark.integration
@@ -32,8 +33,9 @@ def test_restart_mid_stream_scores_every_offset(kafka_bootstrap, app_env, start_
             p.flush(10)
             time.sleep(0.15)  # spread the stream out so the stop lands mid-stream
         if i == n // 3:
-            first.stop(sig)
-            assert first.proc.returncode is not None
+            code = first.stop(sig)
+            # SIGTERM: a clean shutdown (exit 0); SIGKILL: killed outright.
+            assert code == (0 if sig == signal.SIGTERM else -signal.SIGKILL), first.log()[-3000:]
     p.flush(30)
     assert len(delivered) == n
     start_worker(app_env)
@@ -45,4 +47,10 @@ def test_restart_mid_stream_scores_every_offset(kafka_bootstrap, app_env, start_
     duplicates = len(scores) - len(seen)
     print(f"{sig.name}: {len(scores)} scored records for {n} events, {duplicates} duplicates")
     if sig == signal.SIGTERM:
-        assert duplicates <= 2 * 2000  # at most the in-flight batches are replayed
+        # A clean stop writes no duplicates but those of the one batch in flight when the
+        # signal lands: shutdown cancels it while its outputs may be partly acknowledged, so
+        # it is neither marked nor committed (batch_failed) and its replacement scores it
+        # again. Every batch before it was marked, committed and checkpointed at shutdown.
+        # Measured: 500 (1 run), 0/500 in the runs of docs/testing.md.
+        batch = load_settings(environ={}).batch_max_events
+        assert duplicates <= batch, f"{duplicates} duplicates: more than the one batch in flight ({batch})"

@@ -11,7 +11,8 @@ import orjson
 import pytest
 
 from streams.broker import free_port
-from tests.support.kafka import producer, read_all, topic_env, unique
+from tests.support.kafka import checkpointed_offsets, producer, read_all, topic_env, unique
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -72,8 +73,19 @@ def test_three_workers_split_partitions_and_state_follows(kafka_bootstrap, start
         return out
 
     publish(1, 0, 80)  # past the 50-event warm-up of every stream
-    scored_by_phase()
-    time.sleep(1.5)  # let the checkpoints of phase 1 land
+    phase1 = scored_by_phase()[1]
+    # The leaving worker's streams must be checkpointed up to their last phase-1 event
+    # (polled: a fixed sleep is too short on a loaded machine).
+    last: dict[str, int] = {}
+    for d in phase1:
+        last[d["stream"]] = max(last.get(d["stream"], -1), d["source"]["offset"])
+    assert len(last) == STREAMS
+
+    def phase1_checkpointed() -> bool:
+        got = checkpointed_offsets(kafka_bootstrap, env)
+        return all(got.get(stream, -1) >= o for stream, o in last.items())
+
+    wait_for(phase1_checkpointed, 60, "a checkpoint of every stream covering phase 1", interval=0.5)
 
     workers[2].stop()  # one leaves: its partitions (and their state) move to the other two
     two = wait_for_split(ports[:2], topic)

@@ -12,7 +12,8 @@ import pytest
 
 from detectors.pipeline import PipelineConfig, StreamPipeline
 from streams.settings import load_settings
-from tests.support.kafka import producer, read_all, topic_env, unique
+from tests.support.kafka import checkpointed_offsets, producer, read_all, topic_env, unique
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +58,17 @@ def test_survivor_takes_over_with_restored_state(kafka_bootstrap, start_worker):
         p.flush(10)
         time.sleep(0.05)
         if i == kill_at:
-            time.sleep(1.5)  # let checkpoints of the first half land
+            # Kill only once every stream's checkpoint covers the first half (a fixed sleep
+            # was too short on a loaded machine and the survivor re-warmed some streams).
+            need = {stream: o for (_, o), (stream, j) in offsets.items() if j == kill_at}
+            assert len(need) == STREAMS
+
+            def first_half_checkpointed() -> bool:
+                got = checkpointed_offsets(kafka_bootstrap, env)
+                return all(got.get(stream, -1) >= o for stream, o in need.items())
+
+            wait_for(first_half_checkpointed, 60, "a checkpoint of every stream covering its first half",
+                     interval=0.5)
             a.stop(signal.SIGKILL)
     p.flush(30)
     total = STREAMS * PER_STREAM

@@ -38,17 +38,25 @@ def test_check_detects_stale_and_missing_json(tmp_path: Path) -> None:
     assert sorted(p.name for p in render.stale(tmp_path)) == ["detectors.json", "overview.json"]
 
 
+def query_problems(queries: list[tuple[str, str, str]], exposed: set[str]) -> list[str]:
+    """What is wrong with dashboard queries: ones naming no pynomaly metric or one not exported."""
+    problems = []
+    for board, title, expr in queries:
+        names = set(METRIC.findall(expr))
+        if not names:
+            problems.append(f"{board} / {title}: query uses no pynomaly metric: {expr}")
+        unknown = names - exposed
+        if unknown:
+            problems.append(f"{board} / {title} queries {sorted(unknown)}, not exported by Metrics")
+    return problems
+
+
 def test_dashboards_only_query_exported_metrics() -> None:
     exposed = Metrics(CollectorRegistry(), score_streams=["s"]).exposed_names()
     queries = all_queries()
     assert len(queries) >= 25
-    used: set[str] = set()
-    for board, title, expr in queries:
-        names = set(METRIC.findall(expr))
-        assert names, f"{board} / {title}: query uses no pynomaly metric: {expr}"
-        unknown = names - exposed
-        assert not unknown, f"{board} / {title} queries {unknown}, not exported by Metrics"
-        used |= names
+    assert query_problems(queries, exposed) == []
+    used = {name for _, _, expr in queries for name in METRIC.findall(expr)}
     # Every panel family the brief names is on a dashboard.
     for needed in ("pynomaly_anomalies_total", "pynomaly_open_incidents",
                    "pynomaly_notifications_total", "pynomaly_events_deadlettered_total",
@@ -58,9 +66,15 @@ def test_dashboards_only_query_exported_metrics() -> None:
 
 
 def test_unknown_metric_would_be_caught() -> None:
+    """The checker above, run on the real queries plus a typo and a query of no metric."""
     exposed = Metrics(CollectorRegistry()).exposed_names()
-    assert "pynomaly_anomaly_total" not in exposed  # a plausible typo
-    assert "pynomaly_scoring_batch_duration_seconds_bucket" in exposed
+    queries = [*all_queries(),
+               ("overview", "Anomalies (typo)", "sum(rate(pynomaly_anomaly_total[5m]))"),
+               ("overview", "Up", "up{job='x'}")]
+    problems = query_problems(queries, exposed)
+    assert len(problems) == 2, problems
+    assert "Anomalies (typo)" in problems[0] and "pynomaly_anomaly_total" in problems[0]
+    assert "Up" in problems[1] and "no pynomaly metric" in problems[1]
 
 
 def test_panels_have_layout_and_datasource() -> None:

@@ -85,6 +85,44 @@ def read_all(bootstrap: str, topic: str, expect: int | None = None, timeout: flo
         c.close()
 
 
+def checkpointed_offsets(bootstrap: str, env: dict[str, str]) -> dict[str, int]:
+    """stream -> the events offset its latest checkpoint covers, read from the state topic of
+    the app in ``env`` (signed with the dev broker's key, as the test workers sign them)."""
+    from streams.checkpoints import PROGRESS_KEY, load_state, state_key
+    from streams.settings import Settings
+
+    key = state_key(Settings(app_id=env["PYNOMALY_APP_ID"], dev_broker=True))
+    assert key is not None
+    topic = env["PYNOMALY_TOPIC_STATE"]
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("state-reader"),
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    try:
+        md = c.list_topics(topic, timeout=10)
+        if topic not in md.topics or md.topics[topic].error is not None:
+            return {}
+        ends = {}
+        for p in md.topics[topic].partitions:
+            low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                ends[p] = high
+        c.assign([TopicPartition(topic, p, 0) for p in ends])
+        latest: dict[str, int] = {}
+        deadline = time.monotonic() + 30
+        while ends and time.monotonic() < deadline:
+            for m in c.consume(1000, 0.5):
+                if m.error():
+                    continue
+                if m.offset() + 1 >= ends.get(m.partition(), 0):
+                    ends.pop(m.partition(), None)
+                if m.key() == PROGRESS_KEY or not m.value():
+                    continue
+                offset, _ = load_state(m.value(), key)
+                latest[m.key().decode()] = offset
+        return latest
+    finally:
+        c.close()
+
+
 class WorkerProcess:
     """`pynomaly worker` as a subprocess with its own env; log captured to a file."""
 
