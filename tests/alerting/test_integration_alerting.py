@@ -18,6 +18,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from streams.broker import free_port
+from tests.faults.support import metric, scrape
 from tests.support.kafka import WorkerProcess, producer, read_all
 from tests.support.receivers import PD_KEY, PagerDutyReceiver, SlackReceiver, TeamsReceiver, WebhookReceiver
 
@@ -134,6 +135,16 @@ async def test_spikes_reach_every_sink_and_pagerduty_resolves(kafka_bootstrap, a
         assert sorted({d["notification"]["incident_id"] for d in sink_dead}) == sorted(keys)
         assert hook.accepted == [] and {c for c, *_ in hook.rejected} == {401}
         assert "a-different-secret" not in worker.log()
+        # The alerting metrics moved with what happened (docs/metrics.md).
+        text = await asyncio.to_thread(scrape, int(worker.env["PYNOMALY_WEB_PORT"]))
+        assert metric(text, "pynomaly_incident_transitions_total", 'transition="opened"') == 3
+        assert metric(text, "pynomaly_incident_transitions_total", 'transition="resolved"') == 3
+        assert metric(text, "pynomaly_notifications_total", 'sink="slack",outcome="delivered"') >= 6
+        assert metric(text, "pynomaly_notifications_total", 'sink="webhook",outcome="final"') == 6
+        assert metric(text, "pynomaly_sink_request_duration_seconds_count", 'sink="slack"') >= 6
+        assert metric(text, "pynomaly_sink_request_duration_seconds_count", 'sink="webhook"') == 6
+        # the three bad records above (two on the scores topic, one on the feedback topic)
+        assert metric(text, "pynomaly_errors_total", 'component="incidents"') == 3
     finally:
         await asyncio.to_thread(worker.stop)
         for r in (slack, teams, pd, hook):

@@ -190,7 +190,8 @@ def build() -> SimpleNamespace:
     fetcher = SimpleNamespace(_stopped=asyncio.Event())
     drain = asyncio.ensure_future(consumer._drain_messages(fetcher))  # the patched drain
     return SimpleNamespace(producer=producer, consumer=consumer, state=state, store=store,
-                           scorer=scorer, idle_checkpoint=app.timers[0], drain=drain)
+                           scorer=scorer, idle_checkpoint=app.timers[0], drain=drain,
+                           registry=metrics.registry)
 
 
 async def settle(rounds: int = 200) -> None:

@@ -129,3 +129,14 @@ def test_scored_record_carries_the_contract_fields():
     for k in ("score", "threshold", "is_anomaly", "severity", "warming_up", "detector", "version"):
         assert k in doc
     assert doc["source"] == {"topic": "events", "partition": 3, "offset": 42}
+
+
+def test_docs_dead_letter_table_lists_every_reason():
+    """docs/events.md's table of dead-letter reasons names every reason the codec can give."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "events.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    documented = {name for row in rows for name in re.findall(r"`(\w+)`", row.split("|")[1])}
+    assert set(REASONS) <= documented, f"undocumented: {sorted(set(REASONS) - documented)}"
