@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: audit demo test test-faults test-unit lint bench bench-quick dashboards dashboards-check clean
+.PHONY: audit demo test test-faults test-unit lint bench bench-quick dashboards dashboards-check clean mutation
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,10 +16,20 @@ demo: $(STAMP)
 	$(BIN)/pynomaly demo
 
 # Two test processes for the main suite (it mostly waits on the broker), then the fault
-# suite on its own: its throughput comparisons must not share the CPU with other tests.
+# suite on its own: its throughput figures must not share the CPU with other tests.
+# Branch coverage of streams/, detectors/ and sinks/ (test processes only, not the worker
+# subprocesses) is combined over both runs and reported at the end.
 test: $(STAMP) lint
-	$(BIN)/pytest -n 2 -m "not faults"
-	$(BIN)/pytest -m faults tests/faults
+	$(BIN)/pytest -n 2 -m "not faults" --cov --cov-report=
+	$(BIN)/pytest -m faults tests/faults --cov --cov-append --cov-report=term
+
+# Mutation testing of the core modules (docs/testing.md): CPU heavy, not part of `make test`.
+# MUTATE="streams.alerting.silences*" limits it to one module's mutants.
+MUTATE ?=
+mutation: $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[mutation]'
+	flock /tmp/heavy.lock nice -n 15 $(BIN)/mutmut run $(MUTATE)
+	$(BIN)/mutmut results
 
 # The fault and abuse suite (kill -9, broker stall, sink outage, fuzz, key explosion): ~3 min
 # at CI sizes; PYNOMALY_FAULTS_FULL=1 for the full sizes.
@@ -50,4 +60,4 @@ dashboards-check: $(STAMP)
 	$(BIN)/python -m dashboards.render --check
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .pynomaly-data
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .pynomaly-data .coverage mutants
