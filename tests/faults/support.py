@@ -19,6 +19,7 @@ import orjson
 from confluent_kafka import Consumer, TopicPartition
 
 from tests.support.kafka import producer, unique
+from tests.support.waiting import wait_for
 
 FULL = os.environ.get("PYNOMALY_FAULTS_FULL", "").lower() in {"1", "true", "yes"}
 T0 = 1_790_000_000
@@ -201,6 +202,7 @@ class Tail:
         self.stamps: list[int] = []
         self.values: list[bytes] = []
         self.keep_values = False
+        self.barriers: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -226,6 +228,9 @@ class Tail:
                     if m.error() or not m.value():
                         continue
                     doc = orjson.loads(m.value())
+                    if "barrier" in doc:  # written by barrier(), not by the worker
+                        self.barriers.append(doc["barrier"])
+                        continue
                     src = doc.get("source") or {}
                     self.sources.append((src.get("partition"), src.get("offset")))
                     self.stamps.append(m.timestamp()[1])
@@ -249,15 +254,51 @@ class Tail:
             time.sleep(0.02)
         raise AssertionError(f"{self.topic}: {self.count} records after {timeout}s, expected >= {at_least}")
 
-    def wait_cover(self, delivered: set[Offset], timeout: float, settle: float = 1.0) -> set[Offset]:
-        """Wait until every delivered offset has an output, then ``settle`` s for stragglers."""
+    def wait_cover(self, delivered: set[Offset], timeout: float, group: str,
+                   events_topic: str) -> set[Offset]:
+        """Wait until every delivered offset has an output, then until nothing more can come:
+        the worker's consumer ``group`` has committed every delivered offset of
+        ``events_topic`` (outputs are acknowledged before a commit), and this tail has read
+        everything before a barrier record written to each partition after that.
+        Polled with deadlines, no fixed settling time."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if delivered <= set(self.sources):
                 break
             time.sleep(0.2)
-        time.sleep(settle)
+        ends: dict[int, int] = {}
+        for p, o in delivered:
+            ends[p] = max(ends.get(p, 0), o + 1)
+        wait_for(lambda: committed(self.bootstrap, group, events_topic, ends) == ends, timeout,
+                 f"group {group} to commit every delivered offset of {events_topic}", interval=0.5)
+        self.barrier(timeout)
         return set(self.sources)
+
+    def barrier(self, timeout: float) -> None:
+        """Write a barrier record to every partition of the topic and wait until this tail
+        read them all: every record written before them has been read (per-partition order)."""
+        token = unique("barrier")
+        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": unique("meta")})
+        try:
+            parts = list(c.list_topics(self.topic, timeout=10).topics[self.topic].partitions)
+        finally:
+            c.close()
+        p = producer(self.bootstrap)
+        for part in parts:
+            p.produce(self.topic, value=orjson.dumps({"barrier": token}), partition=part)
+        assert p.flush(30) == 0
+        wait_for(lambda: self.barriers.count(token) >= len(parts), timeout,
+                 f"the tail of {self.topic} to read its barrier records", interval=0.05)
+
+
+def committed(bootstrap: str, group: str, topic: str, ends: dict[int, int]) -> dict[int, int]:
+    """The committed offsets of ``group`` on the partitions of ``ends`` (-1: none)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        got = c.committed([TopicPartition(topic, p) for p in ends], timeout=10)
+        return {tp.partition: tp.offset for tp in got}
+    finally:
+        c.close()
 
 
 def read_raw_keyed(bootstrap: str, topic: str, idle: float = 1.0) -> list[tuple[str, int, bytes]]:

@@ -56,7 +56,8 @@ def test_sigkill_after_a_quarter_scores_every_offset(kafka_bootstrap, start_work
         assert len(load.delivered) == n_events
         restarted = time.monotonic()
         start_worker(env)
-        seen = tail.wait_cover(load.delivered, timeout=90)
+        seen = tail.wait_cover(load.delivered, timeout=90, group=env["PYNOMALY_APP_ID"],
+                              events_topic=env["PYNOMALY_TOPIC_EVENTS"])
         recovered_s = time.monotonic() - restarted
     finally:
         t.join()
@@ -103,12 +104,13 @@ def test_sigkill_at_random_points_under_load(kafka_bootstrap, start_worker):
             time.sleep(rng.uniform(0.3, 2.5))
             worker.stop(signal.SIGKILL)
             worker = start_worker(env)
-        time.sleep(1.0)
+        time.sleep(1.0)  # the load goes on for a second after the last restart (scenario, not a wait)
     finally:
         stop.set()
         t.join()
     try:
-        seen = tail.wait_cover(load.delivered, timeout=90)
+        seen = tail.wait_cover(load.delivered, timeout=90, group=env["PYNOMALY_APP_ID"],
+                              events_topic=env["PYNOMALY_TOPIC_EVENTS"])
     finally:
         tail.stop()
     missing = load.delivered - seen
