@@ -65,8 +65,9 @@ def test_settings_command_prints_every_setting():
             var = f"[[alerting.{f.name}]]" if f.name in ("routes", "silences") else f"PYNOMALY_{f.name.upper()}"
             assert var in lines, f"{var} is missing from `pynomaly settings`"
             assert f.metadata["doc"] in lines[var], f"{var}: its description is missing"
-    assert lines["PYNOMALY_WEB_PORT"].split()[1] == "6066"
-    assert lines["PYNOMALY_THRESHOLD"].split()[1] == "0.999"
+    defaults = Settings()
+    assert lines["PYNOMALY_WEB_PORT"].split()[1] == str(defaults.web_port)
+    assert lines["PYNOMALY_THRESHOLD"].split()[1] == str(defaults.threshold)
 
 
 def test_detectors_command_lists_every_registered_detector():
