@@ -156,3 +156,9 @@ def test_unix_seconds_range_property(value):
 def test_beyond_the_unix_seconds_range_is_dead_lettered(value):
     item = ts_of(value)
     assert isinstance(item, DeadLetter) and item.reason == "bad_ts"
+
+
+def test_a_time_without_offset_is_read_as_utc():
+    """RFC 3339 requires an offset; a bare local time is taken as UTC, not as the worker's zone."""
+    assert_time(ts_of("2026-11-26T10:00:00"), 1795687200)
+    assert_time(ts_of("2026-11-26 10:00:00.5"), 1795687200.5)
