@@ -158,7 +158,16 @@ def test_beyond_the_unix_seconds_range_is_dead_lettered(value):
     assert isinstance(item, DeadLetter) and item.reason == "bad_ts"
 
 
-def test_a_time_without_offset_is_read_as_utc():
-    """RFC 3339 requires an offset; a bare local time is taken as UTC, not as the worker's zone."""
-    assert_time(ts_of("2026-11-26T10:00:00"), 1795687200)
-    assert_time(ts_of("2026-11-26 10:00:00.5"), 1795687200.5)
+def test_a_time_without_offset_is_read_as_utc(monkeypatch):
+    """RFC 3339 requires an offset; a bare time is taken as UTC, not in the worker's own zone
+    (the test runs in UTC+05:30 to tell the two apart)."""
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        assert_time(ts_of("2026-11-26T10:00:00"), 1795687200)
+        assert_time(ts_of("2026-11-26 10:00:00.5"), 1795687200.5)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
