@@ -19,8 +19,14 @@ class WaitTimeout(AssertionError):
     """The condition did not hold within the deadline."""
 
 
-def _failed(what: str, timeout: float, last: object) -> WaitTimeout:
-    return WaitTimeout(f"timed out after {timeout:g} s waiting for {what} (last value: {last!r:.300})")
+def _poll_once(condition: Callable[[], T], deadline: float, timeout: float, what: str) -> tuple[bool, T]:
+    """(done, value): done when the condition holds; raises once the deadline has passed."""
+    last = condition()
+    if last:
+        return True, last
+    if time.monotonic() >= deadline:
+        raise WaitTimeout(f"timed out after {timeout:g} s waiting for {what} (last value: {last!r:.300})")
+    return False, last
 
 
 def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
@@ -31,11 +37,9 @@ def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: fl
     """
     deadline = time.monotonic() + timeout
     while True:
-        last = condition()
-        if last:
+        done, last = _poll_once(condition, deadline, timeout, what)
+        if done:
             return last
-        if time.monotonic() >= deadline:
-            raise _failed(what, timeout, last)
         time.sleep(interval)
 
 
@@ -44,9 +48,7 @@ async def async_wait_for(condition: Callable[[], T], timeout: float, what: str,
     """:func:`wait_for` for coroutines: the event loop keeps running while it polls."""
     deadline = time.monotonic() + timeout
     while True:
-        last = condition()
-        if last:
+        done, last = _poll_once(condition, deadline, timeout, what)
+        if done:
             return last
-        if time.monotonic() >= deadline:
-            raise _failed(what, timeout, last)
         await asyncio.sleep(interval)
