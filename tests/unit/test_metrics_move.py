@@ -28,7 +28,7 @@ from streams.metrics import Metrics
 from streams.scoring import BatchScorer, RawRecord, StreamScorer, default_pipeline_factory
 from streams.settings import load_settings
 from tests.support.waiting import async_wait_for
-from tests.unit.test_batch_commit_order import build, stop
+from tests.unit.test_batch_commit_order import _restore_gc, build, stop  # noqa: F401 (autouse fixture)
 
 
 def scorer(**env: str) -> tuple[BatchScorer, CollectorRegistry]:
