@@ -87,6 +87,22 @@ def test_silence_stream_glob_and_tags_must_both_match():
     ]) == {"pay.api": "silence", "auth.api": None, "pay.db": None}
 
 
+def test_removing_a_silence_removes_only_that_one():
+    first, second = Silence(stream="a", id="sil-1"), Silence(stream="b", id="sil-2")
+    silences = SilenceSet([first, second])
+    assert silences.remove("sil-2") is second and silences.silences == [first]
+    assert silences.remove("sil-unknown") is None and silences.remove("") is None
+    assert silences.silences == [first]
+
+
+def test_prune_drops_silences_that_ended():
+    """ends_at is exclusive: at ts == ends_at the silence is over and pruned."""
+    ended, running = Silence(ends_at=T0), Silence(ends_at=T0 + 1)
+    silences = SilenceSet([ended, running])
+    silences.prune(T0)
+    assert silences.silences == [running]
+
+
 def test_false_positive_resolves_and_suppresses_similar_alerts():
     eng = engine(fp_s=600)
     first = feed(eng, [scored("a", T0, True)])
