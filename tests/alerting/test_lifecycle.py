@@ -227,3 +227,43 @@ def test_with_default_settings_three_separated_spikes_are_three_notified_inciden
     assert [(r["opened_at"] - T0, r["suppressed"]) for r in opened] == [(t, None) for t in spikes]
     resolved = [r for r in recs if r["action"] == "resolved"]
     assert [r["resolved_at"] - T0 for r in resolved] == [t + settings.quiet_s for t in spikes]
+
+
+def test_an_anomaly_exactly_quiet_s_later_opens_a_new_incident():
+    """quiet_s is inclusive: a gap of exactly quiet_s ends the incident."""
+    recs = feed(engine(quiet_s=60), [scored("a", T0, True), scored("a", T0 + 60, True)])
+    assert actions(recs) == [("opened", "a"), ("resolved", "a"), ("opened", "a")]
+    assert recs[0]["incident_id"] != recs[2]["incident_id"]
+    assert recs[1]["resolved_at"] == T0 + 60
+
+
+def test_an_anomaly_without_severity_opens_as_a_warning():
+    recs = feed(engine(), [scored("a", T0, True, severity="none", score=0.9993)])
+    assert actions(recs) == [("opened", "a")]
+    assert recs[0]["severity"] == "warning" and recs[0]["score"] == 0.9993
+    assert recs[0]["threshold"] == 0.999
+
+
+def test_a_false_positive_resolves_only_its_incident_at_the_feedback_time():
+    from streams.alerting.feedback import parse_feedback
+
+    eng = engine(quiet_s=600)
+    opened = feed(eng, [scored("b", T0, True), scored("a", T0 + 1, True)])  # b is found first
+    a_id = next(r["incident_id"] for r in opened if r["stream"] == "a")
+    recs = eng.feedback(parse_feedback({"kind": "false_positive", "incident_id": a_id,
+                                        "ts": T0 + 20, "by": "alice"}))
+    resolved = [r for r in recs if r.get("action") == "resolved"]
+    assert [(r["stream"], r["incident_id"]) for r in resolved] == [("a", a_id)]
+    assert resolved[0]["resolved_at"] == T0 + 20 and resolved[0]["reason"] == "false_positive"
+    assert [i.stream for i in eng.open_incidents()] == ["b"]
+
+
+def test_cooldown_ends_exactly_cooldown_s_after_the_resolve():
+    eng = engine(quiet_s=10, cooldown_s=100)
+    recs = feed(eng, [scored("a", T0, True), scored("b", T0, True),
+                      scored("a", T0 + 10, False), scored("b", T0 + 10, False),  # resolved at T0 + 10
+                      scored("a", T0 + 109, True),  # 99 s later: in the cooldown
+                      scored("b", T0 + 110, True)])  # exactly 100 s later: heard again
+    assert [r["resolved_at"] for r in recs if r["action"] == "resolved"] == [T0 + 10, T0 + 10]
+    opened = [(r["stream"], r["suppressed"]) for r in recs if r["action"] == "opened"]
+    assert opened == [("a", None), ("b", None), ("a", "cooldown"), ("b", None)]
