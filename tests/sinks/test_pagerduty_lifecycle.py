@@ -94,3 +94,60 @@ def test_every_notification_kind_maps_to_its_pagerduty_action():
         assert ev["event_action"] == action, kind
         assert ev["dedup_key"] == n.incident_id
         assert ("payload" in ev) == (action == "trigger"), kind
+
+
+KEY = "K" * 32
+TRIGGER_EVENT = {
+    "client": "pynomaly-stream",
+    "client_url": "https://pynomaly.example/incidents",
+    "dedup_key": "inc-0123456789abcdef",
+    "event_action": "trigger",
+    "links": [{"href": "https://grafana.example.com/d/pynomaly-detectors?var-stream=payments.latency",
+               "text": "Grafana dashboard"}],
+    "payload": {
+        "class": "anomaly",
+        "component": "zscore",
+        "custom_details": {
+            "Anomalous events": "4", "Detector": "zscore", "Event time": "2026-09-21T14:13:50.000Z",
+            "Incident": "inc-0123456789abcdef", "Opened": "2026-09-21T14:13:20.000Z",
+            "Score": "0.9993 (peak 0.9999, threshold 0.999)", "Severity": "critical",
+            "Stream": "payments.latency", "Top features": "value 100%",
+            "Value": "812.5 (expected 95 .. 140)", "tags": {"service": "payments"},
+        },
+        "group": "payments",
+        "severity": "critical",
+        "source": "payments.latency",
+        "summary": "[CRITICAL] payments.latency: anomaly, score 0.9999 (zscore)",
+        "timestamp": "2026-09-21T14:13:50.000Z",
+    },
+    "routing_key": KEY,
+}
+
+
+def test_trigger_event_is_exactly_the_contract():
+    """Every field a PagerDuty user sees, for one incident (reviewed by hand once)."""
+    assert render(make_notification(), KEY, "https://pynomaly.example/incidents") == TRIGGER_EVENT
+
+
+def test_group_trigger_event_lists_its_members():
+    ev = render(make_group(n_members=2), KEY)
+    assert ev["payload"]["source"] == "pynomaly-stream" and "client_url" not in ev
+    assert ev["payload"]["summary"] == "[ERROR] 2 streams anomalous (group grp-feedbeef)"
+    assert ev["payload"]["custom_details"]["members"] == [
+        {"incident_id": "grp-0000", "opened": "2026-09-21T14:13:20.000Z", "peak_score": 0.999,
+         "severity": "error", "stream": "svc0.errors"},
+        {"incident_id": "grp-0001", "opened": "2026-09-21T14:13:21.000Z", "peak_score": 0.999,
+         "severity": "error", "stream": "svc1.errors"}]
+
+
+def test_limits_and_defaults_of_the_trigger_event():
+    long = make_notification(incident_id="inc-" + "x" * 300, stream="s" * 300, tags={},
+                             severity="none", dashboard_url=None)
+    ev = render(long, KEY)
+    assert len(ev["dedup_key"]) == 255 and ev["dedup_key"] == long.incident_id[:255]
+    assert ev["payload"]["source"] == "s" * 254 + "…"  # cut to 255 characters, marked
+    assert len(ev["payload"]["summary"]) <= 1024
+    assert ev["payload"]["severity"] == "warning"  # "none" is not a PagerDuty severity
+    assert ev["payload"]["group"] == "pynomaly"  # no service tag
+    assert "links" not in ev and "tags" not in ev["payload"]["custom_details"]
+    assert set(render(make_notification(kind="resolve"), KEY)) == {"routing_key", "event_action", "dedup_key"}
