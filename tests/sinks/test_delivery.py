@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from sinks.delivery import Delivery, DeliveryPolicy
 from sinks.slack import SlackSink
 from tests.sinks.factories import make_notification
@@ -139,3 +141,68 @@ async def test_a_bug_in_a_sink_is_final_not_fatal(clock, caplog):
     out = await d.deliver(make_notification())
     assert not out.delivered and out.reason == "final" and "KeyError" in out.error.message
     assert "secret-path" not in caplog.text and "secret-path" not in str(out.error)
+
+
+async def test_metrics_hooks_see_every_attempt_and_request(slack, clock):
+    attempts: list[tuple[str, str]] = []
+    requests: list[tuple[str, float]] = []
+    slack.fail("500", times=1)
+    d = Delivery(SlackSink(slack.url), DeliveryPolicy(), clock=clock, sleep=clock.sleep,
+                 rng=random.Random(7), on_attempt=lambda s, o: attempts.append((s, o)),
+                 on_request=lambda s, secs: requests.append((s, secs)))
+    ok = await d.deliver(make_notification())
+    slack.archived = True
+    final = await d.deliver(make_notification())
+    await d.sink.close()
+    assert (ok.sink, ok.delivered, ok.attempts, ok.reason) == ("slack", True, 2, "delivered")
+    assert (final.sink, final.delivered, final.attempts, final.reason) == ("slack", False, 1, "final")
+    assert attempts == [("slack", "retry"), ("slack", "delivered"), ("slack", "final")]
+    assert [s for s, _ in requests] == ["slack"] * 3
+    assert all(secs == 0.0 for _, secs in requests)  # the virtual clock does not move in a send
+
+
+def test_backoff_doubles_with_jitter_in_the_upper_half():
+    d = Delivery(SlackSink("http://127.0.0.1:9/x"), DeliveryPolicy(base_backoff_s=0.5, max_backoff_s=3.0),
+                 rng=random.Random(1))
+    for attempt, cap in ((1, 0.5), (2, 1.0), (3, 2.0), (4, 3.0), (9, 3.0)):
+        waits = [d.backoff(attempt, None) for _ in range(400)]
+        assert cap / 2 <= min(waits) < cap / 2 * 1.05 and cap * 0.95 < max(waits) <= cap, attempt
+    assert d.backoff(1, 7.5) == 7.5  # never earlier than Retry-After
+    assert d.backoff(4, 0.1) >= 1.5
+
+
+def test_rate_limiter_refills_at_its_rate():
+    from sinks.delivery import RateLimiter
+
+    now = [0.0]
+    lim = RateLimiter(rate=4.0, burst=2, clock=lambda: now[0])
+    assert lim.wait_time() == 0.0 and lim.wait_time() == 0.0  # the burst
+    assert lim.wait_time() == pytest.approx(0.25)  # one token per 1/4 s
+    now[0] = 0.125
+    assert lim.wait_time() == pytest.approx(0.125)
+    now[0] = 10.0
+    assert lim.wait_time() == 0.0 and lim.wait_time() == 0.0 and lim.wait_time() > 0  # capped at burst
+    lim.penalise(2.0)  # a 429: no token for 2 s
+    assert lim.wait_time() == pytest.approx(2.0 + 0.25)
+
+
+def test_breaker_counts_consecutive_failures_only():
+    from sinks.delivery import CircuitBreaker
+
+    now = [0.0]
+    b = CircuitBreaker(failures=3, reset_s=10, clock=lambda: now[0])
+    assert b.reopens_in() == 0.0
+    b.failure()
+    b.failure()
+    b.success()  # resets the count
+    b.failure()
+    b.failure()
+    assert b.state == "closed"
+    b.failure()
+    assert b.state == "open" and b.reopens_in() == 10.0
+    now[0] = 9.0
+    assert b.reopens_in() == 1.0
+    now[0] = 25.0
+    assert b.state == "half_open" and b.reopens_in() == 0.0
+    b.failure()  # a failed trial reopens at once
+    assert b.state == "open" and b.reopens_in() == 10.0
