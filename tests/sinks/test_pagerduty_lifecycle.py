@@ -9,6 +9,11 @@ an incident's by its resolve, a group's by its group resolve.
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
+from sinks.errors import SinkError
 from sinks.pagerduty import PagerDutySink, render
 from streams.alerting.engine import AlertEngine
 from streams.alerting.feedback import parse_feedback
@@ -151,3 +156,36 @@ def test_limits_and_defaults_of_the_trigger_event():
     assert ev["payload"]["group"] == "pynomaly"  # no service tag
     assert "links" not in ev and "tags" not in ev["payload"]["custom_details"]
     assert set(render(make_notification(kind="resolve"), KEY)) == {"routing_key", "event_action", "dedup_key"}
+
+
+async def test_pagerduty_errors_say_what_to_fix(pagerduty, caplog):
+    bad_key = PagerDutySink("W" * 32, base_url=pagerduty.base_url)
+    wrong_url = PagerDutySink(PD_KEY, base_url=pagerduty.base_url + "/not-pagerduty")
+    good = PagerDutySink(PD_KEY, base_url=pagerduty.base_url)
+    try:
+        with caplog.at_level(logging.WARNING), pytest.raises(SinkError) as info:
+            await bad_key.send(make_notification())
+        err = info.value
+        assert (err.status, err.code, err.retriable, err.sink) == (400, "invalid_event", False, "pagerduty")
+        assert "PagerDuty says the event is invalid ('routing_key' is invalid)" in err.message
+        assert "rejected an event as invalid" in caplog.text
+        with pytest.raises(SinkError) as info:
+            await wrong_url.send(make_notification())
+        assert info.value.status == 404 and not info.value.retriable
+        assert "wrong endpoint; check PYNOMALY_PAGERDUTY_URL" in info.value.message
+        pagerduty.fail("429", times=1, retry_after=3)
+        with pytest.raises(SinkError) as info:
+            await good.send(make_notification())
+        assert info.value.retriable and info.value.retry_after == 3.0
+        assert "throttled by PagerDuty; retrying with backoff" in info.value.message
+        pagerduty.fail("500", times=1)
+        with pytest.raises(SinkError) as info:
+            await good.send(make_notification())
+        assert info.value.retriable and "PagerDuty unavailable" in info.value.message
+        with pytest.raises(SinkError) as info:
+            await good.send(make_notification(kind="escalate"))
+        assert not info.value.retriable and "cannot send a 'escalate' notification" in info.value.message
+        assert pagerduty.requests == 4  # the unknown kind was refused before any request
+    finally:
+        for sink in (bad_key, wrong_url, good):
+            await sink.close()
