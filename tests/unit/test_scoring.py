@@ -103,3 +103,70 @@ def test_warming_up_counter_moves():
     assert registry.get_sample_value("pynomaly_events_warming_up_total") == warming
     bs.run([rec(10_000, {"stream": "a", "ts": 5000, "value": 1.0})])  # warm by now: no change
     assert registry.get_sample_value("pynomaly_events_warming_up_total") == warming
+
+
+def test_pipelines_are_built_per_stream_with_its_tags():
+    settings = load_settings(environ={})
+    real = default_pipeline_factory(settings)
+    calls = []
+
+    def factory(stream, tags):
+        calls.append((stream, tags))
+        return real(stream, tags)
+
+    bs = BatchScorer(settings, StreamScorer(factory), Metrics(CollectorRegistry()), clock=lambda: 2e9)
+    bs.run([rec(0, {"stream": "a", "value": 1.0, "tags": {"env": "prod"}}),
+            rec(1, {"stream": "a", "value": 2.0}), rec(2, {"stream": "b", "value": 1.0})])
+    assert calls == [("a", {"env": "prod"}), ("b", None)]  # once per stream, with its tags
+
+
+def test_every_event_after_a_dead_letter_or_forward_is_still_scored():
+    bs, registry = make()
+    records = [rec(0, {"stream": "s", "value": 1.0}), rec(1, b"garbage"),
+               rec(2, {"stream": "t", "value": 1.0}, key=b"s"),  # forwarded to t's partition
+               rec(3, {"stream": "s", "value": 2.0}), rec(4, {"stream": "s", "value": "x"}),
+               rec(5, {"stream": "s", "value": 3.0})]
+    out = bs.run(records)
+    assert [orjson.loads(v)["source"]["offset"] for _, v in out.scores] == [0, 3, 5]
+    assert len(out.deadletters) == 2 and len(out.forwards) == 1
+    assert out.forwards[0][0] == b"t"
+
+
+def test_score_histogram_samples_every_16th_score_and_lag_is_not_floored():
+    settings = load_settings(environ={"PYNOMALY_WARMUP_EVENTS": "0"})
+    registry = CollectorRegistry()
+    bs = BatchScorer(settings, StreamScorer(default_pipeline_factory(settings)), Metrics(registry),
+                     clock=lambda: 1000.0)
+    bs.run([rec(i, {"stream": "s", "ts": 1000.0, "value": float(i % 3)}) for i in range(40)])
+    warming = registry.get_sample_value("pynomaly_events_warming_up_total") or 0
+    sampled = [n for n in range(1, 41) if n > warming and not n & 15]
+    assert registry.get_sample_value("pynomaly_calibrated_score_count") == len(sampled)
+    assert registry.get_sample_value("pynomaly_event_time_lag_seconds_sum") == 0.0  # ts == now
+
+
+def test_only_opted_in_streams_export_their_score():
+    settings = load_settings(environ={})
+    registry = CollectorRegistry()
+    bs = BatchScorer(settings, StreamScorer(default_pipeline_factory(settings)),
+                     Metrics(registry, score_streams=["watched"]), clock=lambda: 2e9)
+    out = bs.run([rec(0, {"stream": "watched", "value": 1.0}), rec(1, {"stream": "other", "value": 1.0})])
+    score = orjson.loads(out.scores[0][1])["score"]
+    assert registry.get_sample_value("pynomaly_stream_score", {"stream": "watched"}) == score
+    assert registry.get_sample_value("pynomaly_stream_score", {"stream": "other"}) is None
+
+
+def test_forgetting_partitions_and_streams_drops_only_those():
+    bs, _ = make()
+    scorer = bs.scorer
+    bs.run([RawRecord(b"a", orjson.dumps({"stream": "a", "value": 1.0}), 0, "ev", 0, 10),
+            RawRecord(b"b", orjson.dumps({"stream": "b", "value": 1.0}), 0, "ev", 1, 20)])
+    scorer.emitted.update({0: 5, 1: 15})
+    scorer.forget_partitions({0})
+    assert set(scorer.pipelines) == {"b"} and set(scorer.owner) == {"b"} and scorer.dirty == {"b"}
+    assert scorer.progress == {1: 20} and scorer.emitted == {1: 15}
+    kept = scorer.pipelines["b"]
+    scorer.forget(["b", "never-seen"])
+    assert scorer.pipelines == {} and scorer.owner == {"b": (1, 20)}
+    scorer.restore("b", kept, 1, 20)
+    assert scorer.pipelines == {"b": kept} and scorer.already_learned("b", 20)
+    assert not scorer.already_learned("b", 21)
