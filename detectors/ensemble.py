@@ -35,6 +35,7 @@ from detectors.protocol import Features
 from detectors.rank_windows import capacity_for, grow, new_buffer, pack, step, unpack
 from detectors.rarity_params import StateVersionError, log_tail, params
 from detectors.registry import register
+from detectors.seasonal_channel import SeasonalChannel
 
 _SQRT2 = math.sqrt(2.0)
 MAX_SPIKE_LEN = 3  # points beyond the range that still count as one spike, not a level shift
@@ -73,6 +74,7 @@ class RarityLikelihood:
         "local", "rec0", "rec1", "rec2",  # last values / surprises, oldest first (lists)
         "peak_n", "peak_s",  # sliding max of recent evidence (monotone deque as two lists)
         "pos", "cap", "buf",  # the three rank windows (detectors.rank_windows)
+        "season",  # the seasonal channel (detectors.seasonal_channel), on the first time
     )
     # Containers are None until the first learned value (a new stream allocates nothing).
     local: list[float]
@@ -84,6 +86,8 @@ class RarityLikelihood:
     buf: np.ndarray
     excursion: tuple[float, float, int] | None  # (lo, hi) before it, and its length
     pending: tuple[float, _Evidence] | None  # score_one's work, for learn_one
+    season: SeasonalChannel | None
+    uses_time = True  # the pipeline calls score_learn_at(x, ts)
 
     def __init__(
         self,
@@ -101,6 +105,10 @@ class RarityLikelihood:
         outlier_z: float = 0.0,
         outlier_rank: int = 3,
         forget_spikes: float = 1.5,
+        season_window: int = 12,
+        season_margin: float = 0.2,
+        season_least: float = 3.0,
+        season_ratio: float = 0.7,
     ) -> None:
         for label, val in (("history", history), ("long_window", long_window),
                            ("short_window", short_window), ("local", local)):
@@ -108,7 +116,8 @@ class RarityLikelihood:
                 raise ValueError(f"{label} must be at least 2, got {val!r}")
         self.p = params((warmup, history, long_window, short_window, local, log_scale,
                           refractory, damp, std_floor, jump_weight, margin, outlier_z,
-                          outlier_rank, forget_spikes))
+                          outlier_rank, forget_spikes, season_window, season_margin,
+                          season_least, season_ratio))
         self._clear()
 
     def _clear(self) -> None:
@@ -126,6 +135,7 @@ class RarityLikelihood:
         self.buf = None  # type: ignore[assignment]
         self.local = self.rec0 = self.rec1 = self.rec2 = self.peak_s = None  # type: ignore[assignment]
         self.peak_n = None  # type: ignore[assignment]
+        self.season = None
 
     def fresh(self) -> RarityLikelihood:
         """A new, untrained detector with these parameters (no validation: ~1 µs)."""
@@ -417,15 +427,35 @@ class RarityLikelihood:
         if v - v != 0.0:
             return 0.0 if v != v else math.inf
         self.pending = None
-        if self.p.outlier_z:  # its score reads the windows before this event is added
+        p = self.p
+        if p.outlier_z:  # its score reads the windows before this event is added
             ev = self._evidence(v, False)
-            s = self._damped(v, ev[0])
             self._add(v, ev[5], ev[4])
         else:
             ev = self._evidence(v, True)
-            s = self._damped(v, ev[0])
+        s = ev[0]
+        if ts is not None and p.season_window:
+            season = self.season
+            if season is None:
+                season = self.season = SeasonalChannel(
+                    p.season_window, p.season_margin, p.season_least, p.season_ratio)
+            seasonal = season.score_learn(v, ts)
+            if seasonal > s and self.n >= p.warmup:
+                s = seasonal
+        s = self._damped(v, s)
         self._learn(v, ev)
         return s
+
+    def score_learn_at(self, x: Features, ts: float | None) -> float:
+        """``score_learn_one`` with the event time (Unix seconds), for the seasonal channel."""
+        for v in x.values():
+            v = float(v)
+            break
+        else:
+            v = 0.0
+        if v - v != 0.0:
+            return 0.0 if v != v else 1.0
+        return 1.0 - 10.0 ** (-3.0 * self.evidence_learn(v, ts))
 
     def expected(self, coverage: float = 0.99) -> tuple[float, float] | None:
         """A causal band ``(low, high)`` holding the next value with about ``coverage``

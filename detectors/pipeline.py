@@ -75,7 +75,7 @@ class _Plan:
     """What every pipeline of one config shares: built (and validated) once per config."""
 
     __slots__ = ("config", "fields", "proto", "calibrator", "threshold", "fused", "identity",
-                 "fixed", "versioned")
+                 "fixed", "versioned", "timed")
 
     def __init__(self, config: PipelineConfig, detector: Detector | None = None) -> None:
         self.config = config
@@ -94,6 +94,8 @@ class _Plan:
             raise DetectorError(f"rebaseline_after must be >= 1 event or unset, "
                                 f"got {config.rebaseline_after!r}")
         self.fused = hasattr(det, "score_learn_one")
+        # Detectors that read event time themselves (rarity_likelihood's seasonal channel).
+        self.timed = getattr(det, "uses_time", False)
         self.versioned = hasattr(det, "model_version")
 
     def new_detector(self) -> Detector:
@@ -193,7 +195,9 @@ class StreamPipeline:
         plan = self._plan
         det = self.detector
         warming = det.warming_up
-        if plan.fused:
+        if plan.timed:  # the detector finds its own season from event time (nab branch)
+            raw = det.score_learn_at(x, ts)  # type: ignore[attr-defined]
+        elif plan.fused:
             raw = det.score_learn_one(x)  # type: ignore[attr-defined]
         else:
             raw = det.score_one(x)
