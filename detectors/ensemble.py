@@ -72,6 +72,7 @@ class RarityLikelihood:
         "p", "n", "lo", "hi", "prev", "prev_outlier", "excursion", "pending", "count",
         "mean0", "mean1", "mean2", "var0", "var1", "var2",  # likelihood channels' long run
         "local", "rec0", "rec1", "rec2",  # last values / surprises, oldest first (lists)
+        "xlo", "xhi", "spikes",  # extremes spikes included; spikes forgotten so far
         "peak_n", "peak_s",  # sliding max of recent evidence (monotone deque as two lists)
         "pos", "cap", "buf",  # the three rank windows (detectors.rank_windows)
         "season",  # the seasonal channel (detectors.seasonal_channel), on the first time
@@ -105,6 +106,7 @@ class RarityLikelihood:
         outlier_z: float = 0.0,
         outlier_rank: int = 3,
         forget_spikes: float = 1.5,
+        spike_rate: int = 3,
         season_window: int = 12,
         season_margin: float = 0.2,
         season_least: float = 3.0,
@@ -116,7 +118,7 @@ class RarityLikelihood:
                 raise ValueError(f"{label} must be at least 2, got {val!r}")
         self.p = params((warmup, history, long_window, short_window, local, log_scale,
                           refractory, damp, std_floor, jump_weight, margin, outlier_z,
-                          outlier_rank, forget_spikes, season_window, season_margin,
+                          outlier_rank, forget_spikes, spike_rate, season_window, season_margin,
                           season_least, season_ratio))
         self._clear()
 
@@ -124,6 +126,9 @@ class RarityLikelihood:
         self.n = 0
         self.lo = math.inf
         self.hi = -math.inf
+        self.xlo = math.inf
+        self.xhi = -math.inf
+        self.spikes = 0
         self.prev = math.nan
         self.prev_outlier = False
         self.excursion = None
@@ -246,6 +251,13 @@ class RarityLikelihood:
             excess = (below if below > above else above) - p.margin * span
             if excess > 0.0:
                 spatial = 1.0 + excess / span
+                if (p.spike_rate and spatial > 1.0 and self.spikes >= p.spike_rate
+                        and self.xlo <= v <= self.xhi):
+                    # A repeat of a spike this stream has made before: its evidence is the
+                    # stream's own rate of such spikes (score 1 - rate), not a new extreme.
+                    cap = -_log10(self.spikes / (n + 1.0)) / 3.0
+                    if cap < spatial:
+                        spatial = cap if cap > 0.0 else 0.0
             if p.jump_weight and m >= 10:
                 # A step far beyond every recent step: catches spikes inside the value range.
                 top, bottom = dhi, dlo
@@ -347,6 +359,10 @@ class RarityLikelihood:
             self.lo = v
         if v > self.hi:
             self.hi = v
+        if v < self.xlo:
+            self.xlo = v
+        if v > self.xhi:
+            self.xhi = v
 
     def _track_excursion(self, v: float, spatial: float) -> None:
         """A short excursion far beyond the range (a spike of up to ``MAX_SPIKE_LEN`` points)
@@ -356,6 +372,7 @@ class RarityLikelihood:
         if exc is None:
             if spatial >= self.p.forget_spikes:
                 self.excursion = (self.lo, self.hi, 1)
+                self.spikes += 1
             return
         lo0, hi0, length = exc
         if lo0 <= v <= hi0:

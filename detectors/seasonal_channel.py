@@ -73,7 +73,7 @@ class SeasonalChannel:
         self.err = [0.0, 0.0, 0.0]  # EW mean |residual|: none, daily, weekly
         self.nres = [0, 0, 0]  # residuals each error has learned (a plain mean at first)
         self.prof: list[array[float]] = []  # allocated on the first event with a time
-        self.visits: list[array[float]] = []
+        self.visits: list[array[int]] = []
         self.rec: list[list[float]] = [[], []]  # last standardised residuals per season
         self.record = [0.0, 0.0]  # the largest |short mean| each season has seen
         self.chosen = 0  # 0 none, 1 daily, 2 weekly
@@ -148,6 +148,8 @@ class SeasonalChannel:
                 continue
             m = abs(m)
             record = self.record[k - 1]
+            # A new record by a clear margin; records move with every event, so only an
+            # abrupt change of context alarms (a slow drift raises its own bar).
             if m >= self.least:
                 bar = record * (1.0 + self.margin)
                 if m > bar:
