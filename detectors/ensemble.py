@@ -34,7 +34,6 @@ import numpy as np
 from detectors.protocol import Features
 from detectors.rank_windows import capacity_for, grow, new_buffer, pack, step, unpack
 from detectors.rarity_params import StateVersionError, log_tail, params
-from detectors.registry import register
 from detectors.seasonal_channel import SeasonalChannel
 
 _SQRT2 = math.sqrt(2.0)
@@ -50,7 +49,6 @@ _sqrt = math.sqrt
 _Evidence = tuple[float, float, float, float, float, float, float]
 
 
-@register("rarity_likelihood", test_params={"warmup": 10, "history": 100, "long_window": 200})
 class RarityLikelihood:
     """Rank-based rarity channels + anomaly likelihood + new-extreme alarm (see module doc).
 

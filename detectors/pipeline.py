@@ -27,7 +27,13 @@ from detectors.protocol import Detector, Features, Verdict
 from detectors.rarity_params import StateVersionError
 from detectors.registry import create
 from detectors.seasonality import SeasonalBaseline
-from detectors.thresholds import FixedThreshold, Hysteresis, make_threshold
+from detectors.thresholds import (
+    DEFAULT_BANDS,
+    DEFAULT_THRESHOLD,
+    FixedThreshold,
+    Hysteresis,
+    make_threshold,
+)
 
 __all__ = ["PipelineConfig", "StreamPipeline", "StateVersionError", "gaussian_tail"]
 
@@ -40,15 +46,11 @@ class PipelineConfig:
 
     detector: str = "zscore"
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    threshold: float = 0.999
+    # From the false-alarm budget (detectors.thresholds.BUDGET): 0.99999.
+    threshold: float = DEFAULT_THRESHOLD
     warmup: int = 30
-    # Lower bounds of the severity bands on the calibrated score (|z| about 5.3, 4.4, 3.3).
-    bands: tuple[tuple[str, float], ...] = (
-        ("critical", 0.9999999),
-        ("error", 0.99999),
-        ("warning", 0.999),
-        ("info", 0.0),
-    )
+    # Lower bounds of the severity bands on the calibrated score, each ten times rarer.
+    bands: tuple[tuple[str, float], ...] = DEFAULT_BANDS
     # "auto" lets the detector choose (see detectors.calibration).
     calibration: str = "auto"
     # "fixed" or "quantile" (adaptive, never below ``threshold``).
@@ -94,7 +96,6 @@ class _Plan:
             raise DetectorError(f"rebaseline_after must be >= 1 event or unset, "
                                 f"got {config.rebaseline_after!r}")
         self.fused = hasattr(det, "score_learn_one")
-        # Detectors that read event time themselves (rarity_likelihood's seasonal channel).
         self.timed = getattr(det, "uses_time", False)
         self.versioned = hasattr(det, "model_version")
 
@@ -195,7 +196,7 @@ class StreamPipeline:
         plan = self._plan
         det = self.detector
         warming = det.warming_up
-        if plan.timed:  # the detector finds its own season from event time (nab branch)
+        if plan.timed:
             raw = det.score_learn_at(x, ts)  # type: ignore[attr-defined]
         elif plan.fused:
             raw = det.score_learn_one(x)  # type: ignore[attr-defined]
@@ -244,8 +245,12 @@ class StreamPipeline:
         version = self.version
         if plan.versioned:
             version += getattr(self.detector, "model_version", 0)
+        if plan.timed:  # the detector's own evidence, and the band the value was expected in
+            return Verdict(score, upper, is_anomaly, severity, warming, det.name, version,
+                           contributions, self._open, det.last_evidence,  # type: ignore[attr-defined]
+                           det.last_expected)  # type: ignore[attr-defined]
         return Verdict(score, upper, is_anomaly, severity, warming, det.name, version,
-                       contributions, self._open, raw)
+                       contributions, self._open, raw, getattr(det, "last_expected", None))
 
     def _track_shift(self, x: Features) -> None:
         run = self._run
