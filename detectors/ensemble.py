@@ -38,7 +38,9 @@ from detectors.seasonal_channel import SeasonalChannel
 
 _SQRT2 = math.sqrt(2.0)
 MAX_SPIKE_LEN = 3  # points beyond the range that still count as one spike, not a level shift
-STATE_VERSION = 2  # of the pickled state; 1 was the pre-2026-11-27 object layout
+# Of the pickled state; 1 was the pre-2026-11-27 object layout, 2 had no seasonal channel
+# and no spike count.
+STATE_VERSION = 3
 _log10 = math.log10
 _erfc = math.erfc
 _sqrt = math.sqrt
@@ -106,6 +108,7 @@ class RarityLikelihood:
         forget_spikes: float = 1.5,
         spike_rate: int = 3,
         season_window: int = 12,
+        season_lag: int = 0,
         season_margin: float = 0.2,
         season_least: float = 3.0,
         season_ratio: float = 0.7,
@@ -116,7 +119,8 @@ class RarityLikelihood:
                 raise ValueError(f"{label} must be at least 2, got {val!r}")
         self.p = params((warmup, history, long_window, short_window, local, log_scale,
                           refractory, damp, std_floor, jump_weight, margin, outlier_z,
-                          outlier_rank, forget_spikes, spike_rate, season_window, season_margin,
+                          outlier_rank, forget_spikes, spike_rate, season_window, season_lag,
+                          season_margin,
                           season_least, season_ratio))
         self._clear()
 
@@ -453,7 +457,8 @@ class RarityLikelihood:
             season = self.season
             if season is None:
                 season = self.season = SeasonalChannel(
-                    p.season_window, p.season_margin, p.season_least, p.season_ratio)
+                    window=p.season_window, lag=p.season_lag, margin=p.season_margin,
+                    least=p.season_least, ratio=p.season_ratio)
             seasonal = season.score_learn(v, ts)
             if seasonal > s and self.n >= p.warmup:
                 s = seasonal
@@ -506,8 +511,10 @@ class RarityLikelihood:
 
     def _state(self, zero_copy: bool) -> tuple[Any, ...]:
         """Compact state: scalars, the short lists, the windows as raw bytes (8 B/value)."""
+        season = self.season
         state = (STATE_VERSION, self.p.key, self.n, self.count, self.pos, self.prev_outlier,
-                 self.excursion, self.pending, self.lo, self.hi, self.prev)
+                 self.excursion, self.pending, self.lo, self.hi, self.prev, self.xlo, self.xhi,
+                 self.spikes, None if season is None else season.state())
         if self.buf is None:
             return state
         m = self.n if self.n < self.p.history else self.p.history
@@ -522,7 +529,9 @@ class RarityLikelihood:
                 "rarity_likelihood state from another version of the detector; "
                 "the stream starts over")
         (_, key, self.n, self.count, self.pos, self.prev_outlier, self.excursion,
-         self.pending, self.lo, self.hi, self.prev, *rest) = state
+         self.pending, self.lo, self.hi, self.prev, self.xlo, self.xhi, self.spikes, season,
+         *rest) = state
+        self.season = None if season is None else SeasonalChannel.from_state(season)
         self.p = p = params(key)
         if not rest:  # nothing learned yet
             self.mean0 = self.mean1 = self.mean2 = self.var0 = self.var1 = self.var2 = 0.0

@@ -54,16 +54,18 @@ def _tail(z: float) -> float:
 class SeasonalChannel:
     """Per-stream daily/weekly profiles, the choice between them, and the evidence."""
 
-    __slots__ = ("window", "margin", "least", "ratio", "profile_rate", "level_tau",
+    __slots__ = ("window", "lag", "margin", "least", "clip", "ratio", "profile_rate", "level_tau",
                  "error_tau", "t0", "t_prev", "level", "err", "nres", "prof", "visits",
-                 "rec", "record", "chosen")
+                 "rec", "record", "lagged", "chosen")
 
-    def __init__(self, window: int = 12, margin: float = 0.2, least: float = 3.0,
-                 ratio: float = 0.7, profile_rate: float = 0.25, level_tau: float = DAY,
+    def __init__(self, window: int = 12, lag: int = 0, margin: float = 0.2, least: float = 3.0,
+                 clip: float = math.inf, ratio: float = 0.7, profile_rate: float = 0.25, level_tau: float = DAY,
                  error_tau: float = 3 * DAY) -> None:
         self.window = window
+        self.lag = lag
         self.margin = margin
         self.least = least
+        self.clip = clip
         self.ratio = ratio
         self.profile_rate = profile_rate
         self.level_tau = level_tau
@@ -76,6 +78,7 @@ class SeasonalChannel:
         self.visits: list[array[int]] = []
         self.rec: list[list[float]] = [[], []]  # last standardised residuals per season
         self.record = [0.0, 0.0]  # the largest |short mean| each season has seen
+        self.lagged: list[list[float]] = [[], []]  # the short means not yet in the record
         self.chosen = 0  # 0 none, 1 daily, 2 weekly
 
     def period_name(self) -> str:
@@ -141,21 +144,30 @@ class SeasonalChannel:
             if r is None:
                 continue
             e = err[k]
-            m = self._short_mean(k - 1, r / (SIGMA_PER_MAE * (e if e > floor else floor)))
+            z = r / (SIGMA_PER_MAE * (e if e > floor else floor))
+            # Clipped: a lone spike is the other channels' business, and must not set a
+            # record that hides a day out of pattern.
+            z = self.clip if z > self.clip else -self.clip if z < -self.clip else z
+            m = self._short_mean(k - 1, z)
             if m is None:
                 continue
             if k != chosen:  # records count only while the season explains the stream
                 continue
             m = abs(m)
             record = self.record[k - 1]
-            # A new record by a clear margin; records move with every event, so only an
-            # abrupt change of context alarms (a slow drift raises its own bar).
+            # A new record by a clear margin. The record takes each short mean only once it
+            # is ``window`` events old, so a change of context that builds up over a few
+            # hours does not raise its own bar on the way up.
             if m >= self.least:
                 bar = record * (1.0 + self.margin)
                 if m > bar:
                     evidence = 1.0 + (m - bar) / (record if record > 1.0 else 1.0)
-            if m > record:
-                self.record[k - 1] = m
+            lag = self.lagged[k - 1]
+            lag.append(m)
+            if len(lag) > self.lag:
+                old = lag.pop(0)
+                if old > record:
+                    self.record[k - 1] = old
         # Learn: errors (winsorised so an anomaly does not widen them much), profiles, level.
         nres = self.nres
         for k in range(3):
@@ -191,14 +203,14 @@ class SeasonalChannel:
         return sum(rec) / len(rec) if len(rec) == self.window else None
 
     def state(self) -> tuple[Any, ...]:
-        return (self.window, self.margin, self.least, self.ratio, self.profile_rate,
+        return (self.window, self.lag, self.margin, self.least, self.clip, self.ratio, self.profile_rate,
                 self.level_tau, self.error_tau, self.t0, self.t_prev, self.level, self.err,
-                self.nres, self.prof, self.visits, self.rec, self.record, self.chosen)
+                self.nres, self.prof, self.visits, self.rec, self.record, self.lagged, self.chosen)
 
     @classmethod
     def from_state(cls, state: tuple[Any, ...]) -> SeasonalChannel:
         ch = cls.__new__(cls)
-        (ch.window, ch.margin, ch.least, ch.ratio, ch.profile_rate, ch.level_tau,
+        (ch.window, ch.lag, ch.margin, ch.least, ch.clip, ch.ratio, ch.profile_rate, ch.level_tau,
          ch.error_tau, ch.t0, ch.t_prev, ch.level, ch.err, ch.nres, ch.prof, ch.visits,
-         ch.rec, ch.record, ch.chosen) = state
+         ch.rec, ch.record, ch.lagged, ch.chosen) = state
         return ch
