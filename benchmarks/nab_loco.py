@@ -35,9 +35,16 @@ CATEGORIES = ("artificialNoAnomaly", "artificialWithAnomaly", "realAWSCloudwatch
               "realKnownCause", "realTraffic")
 
 
-def score_file(path: str, detector: str | None, params: dict[str, Any]) -> np.ndarray:
+def score_file(path: str, detector: str | None, params: dict[str, Any],
+               knots: tuple[tuple[float, float], ...] | None = None) -> np.ndarray:
     """Scores of one NAB CSV through the worker's pipeline (its default settings, as
-    ``pynomaly evaluate`` builds it), event by event, with event times."""
+    ``pynomaly evaluate`` builds it), event by event, with event times. ``knots``: the
+    default detector's i.i.d. evidence table for these parameters (see ``retable``)."""
+    if knots is not None:
+        import detectors.rarity as rarity
+        from detectors.tail import EvidenceMap
+
+        rarity.IID = EvidenceMap(knots)
     config = load_factory(None, detector).default
     pipe = StreamPipeline(dataclasses.replace(config, params={**config.params, **params}))
     out = []
@@ -48,10 +55,32 @@ def score_file(path: str, detector: str | None, params: dict[str, Any]) -> np.nd
     return np.asarray(out)
 
 
+def retable(params: dict[str, Any], streams: int = 12, events: int = 30_000
+            ) -> tuple[tuple[float, float], ...]:
+    """The i.i.d. evidence table (detectors/rarity_table.py) of the core with ``params``:
+    a candidate that changes the core's evidence must be scored with its own table, as it
+    would ship with it."""
+    import functools
+
+    import detectors.rarity as rarity
+    import detectors.rarity_table as table
+    from detectors.ensemble import RarityLikelihood
+
+    core = {k: v for k, v in params.items() if k not in rarity._OWN}
+    saved = table.RarityLikelihood
+    table.RarityLikelihood = functools.partial(RarityLikelihood, **core)  # type: ignore[misc]
+    try:
+        return table.measure(streams, events)
+    finally:
+        table.RarityLikelihood = saved  # type: ignore[misc]
+
+
 def score_split(data: Path, rels: list[str], detector: str | None, params: dict[str, Any],
-                jobs: int) -> dict[str, np.ndarray]:
+                jobs: int, knots: tuple[tuple[float, float], ...] | None = None
+                ) -> dict[str, np.ndarray]:
     with cf.ProcessPoolExecutor(max_workers=jobs) as pool:
-        futs = {r: pool.submit(score_file, str(data / r), detector, params) for r in rels}
+        futs = {r: pool.submit(score_file, str(data / r), detector, params, knots)
+                for r in rels}
         return {r: f.result() for r, f in futs.items()}
 
 
@@ -102,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base", default="{}", help="baseline parameter overrides (JSON)")
     ap.add_argument("--cand", default=None, help="candidate parameter overrides (JSON)")
     ap.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, 2))
+    ap.add_argument("--retable", action="store_true",
+                    help="score each run with the i.i.d. evidence table of its own parameters")
     a = ap.parse_args(argv)
     windows = a.nab / "labels" / "combined_windows.json"
     rels = sorted(json.loads(windows.read_text()))
@@ -109,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = {"base": json.loads(a.base)}
     if a.cand is not None:
         runs["cand"] = json.loads(a.cand)
-    tables = {k: report(k, corpus, score_split(a.nab / "data", rels, a.detector, v, a.jobs))
+    tables = {k: report(k, corpus, score_split(a.nab / "data", rels, a.detector, v, a.jobs,
+                                               retable(v) if a.retable else None))
               for k, v in runs.items()}
     if "cand" not in tables:
         return 0

@@ -97,7 +97,7 @@ class RarityLikelihood:
         long_window: int = 2000,
         short_window: int = 12,
         local: int = 6,
-        log_scale: float = 10.0,
+        log_scale: float = 13.0,
         refractory: int = 50,
         damp: float = 0.5,
         std_floor: float = 0.01,

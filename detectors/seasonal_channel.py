@@ -39,6 +39,8 @@ _log10 = math.log10
 DAY = 86400.0
 # (period in seconds, slot width in seconds) of the two candidate seasons.
 SEASONS = ((DAY, 300.0), (7 * DAY, 300.0))
+_DAY_S, _DAY_W = SEASONS[0]
+_WEEK_S, _WEEK_W = SEASONS[1]
 NAMES = ("daily", "weekly")
 SIGMA_PER_MAE = math.sqrt(math.pi / 2.0)  # a normal's sd over its mean absolute deviation
 
@@ -54,18 +56,17 @@ def _tail(z: float) -> float:
 class SeasonalChannel:
     """Per-stream daily/weekly profiles, the choice between them, and the evidence."""
 
-    __slots__ = ("window", "lag", "margin", "least", "clip", "ratio", "profile_rate", "level_tau",
+    __slots__ = ("window", "lag", "margin", "least", "ratio", "profile_rate", "level_tau",
                  "error_tau", "t0", "t_prev", "level", "err", "nres", "prof", "visits",
                  "rec", "record", "lagged", "chosen")
 
     def __init__(self, window: int = 12, lag: int = 0, margin: float = 0.2, least: float = 3.0,
-                 clip: float = math.inf, ratio: float = 0.7, profile_rate: float = 0.25, level_tau: float = DAY,
+                 ratio: float = 0.7, profile_rate: float = 0.25, level_tau: float = DAY,
                  error_tau: float = 3 * DAY) -> None:
         self.window = window
         self.lag = lag
         self.margin = margin
         self.least = least
-        self.clip = clip
         self.ratio = ratio
         self.profile_rate = profile_rate
         self.level_tau = level_tau
@@ -103,7 +104,11 @@ class SeasonalChannel:
         return SIGMA_PER_MAE * self.err[self.chosen]
 
     def score_learn(self, v: float, ts: float | None) -> float:
-        """Evidence (>= 0) that ``v`` is unusual for its phase, then learn it."""
+        """Evidence (>= 0) that ``v`` is unusual for its phase, then learn it.
+
+        Written out for the two seasons (no per-event lists or calls): this runs on every
+        event of every stream.
+        """
         if ts is None or ts != ts:
             return 0.0
         if not self.prof:
@@ -117,100 +122,107 @@ class SeasonalChannel:
             dt = 0.0
         level = self.level
         err = self.err
-        a_err = dt / (self.error_tau + dt)
-        r_none = v - level
-        # Residuals of each season (None while its slot has never been visited).
-        res: list[float | None] = [r_none, None, None]
-        slots = [0, 0]
-        rate = self.profile_rate
+        e0, e1, e2 = err
+        r0 = v - level
         age = ts - self.t0
-        for k in (0, 1):
-            slot = slots[k] = self._slot(k, ts)
-            # Only once a whole cycle is known: its first errors say nothing of the season.
-            if self.visits[k][slot] and age >= SEASONS[k][0]:
-                res[k + 1] = r_none - self.prof[k][slot]
+        prof_d, prof_w = self.prof
+        vis_d, vis_w = self.visits
+        slot_d = int((ts % _DAY_S) // _DAY_W)
+        slot_w = int((ts % _WEEK_S) // _WEEK_W)
+        # Residuals of each season: only once a whole cycle is known (None before).
+        r1 = r0 - prof_d[slot_d] if age >= _DAY_S and vis_d[slot_d] else None
+        r2 = r0 - prof_w[slot_w] if age >= _WEEK_S and vis_w[slot_w] else None
         # Choose the season from the errors before this event (causal).
-        chosen = 0
-        best = self.ratio * err[0]
-        for k in (0, 1):
-            if age >= 2.5 * SEASONS[k][0] and self.nres[k + 1] and err[k + 1] < best:
-                chosen, best = k + 1, err[k + 1]
-        self.chosen = chosen
-        # Each season's short mean of standardised residuals, and its record so far.
-        evidence = 0.0
-        floor = 0.01 * err[0] + 1e-12  # a noise-free season still has a scale
-        for k in (1, 2):
-            r = res[k]
-            if r is None:
-                continue
-            e = err[k]
-            z = r / (SIGMA_PER_MAE * (e if e > floor else floor))
-            # Clipped: a lone spike is the other channels' business, and must not set a
-            # record that hides a day out of pattern.
-            z = self.clip if z > self.clip else -self.clip if z < -self.clip else z
-            m = self._short_mean(k - 1, z)
-            if m is None:
-                continue
-            if k != chosen:  # records count only while the season explains the stream
-                continue
-            m = abs(m)
-            record = self.record[k - 1]
-            # A new record by a clear margin. The record takes each short mean only once it
-            # is ``window`` events old, so a change of context that builds up over a few
-            # hours does not raise its own bar on the way up.
-            if m >= self.least:
-                bar = record * (1.0 + self.margin)
-                if m > bar:
-                    evidence = 1.0 + (m - bar) / (record if record > 1.0 else 1.0)
-            lag = self.lagged[k - 1]
-            lag.append(m)
-            if len(lag) > self.lag:
-                old = lag.pop(0)
-                if old > record:
-                    self.record[k - 1] = old
-        # Learn: errors (winsorised so an anomaly does not widen them much), profiles, level.
         nres = self.nres
-        for k in range(3):
-            rk = res[k]
-            if rk is None:
-                continue
-            a = abs(rk)
-            if nres[k] > 10 and a > 4.0 * err[k] > 0.0:
-                a = 4.0 * err[k]
-            nres[k] += 1
-            rate_k = 1.0 / nres[k]
-            err[k] += (rate_k if rate_k > a_err else a_err) * (a - err[k])
-        for k in (0, 1):
-            slot = slots[k]
-            vis = self.visits[k]
-            if vis[slot] < 65535:
-                vis[slot] += 1
-            a = 1.0 / vis[slot]
-            if a < rate:
-                a = rate
-            self.prof[k][slot] += a * (r_none - self.prof[k][slot])
-        self.level = level + (dt / (self.level_tau + dt)) * r_none
+        chosen = 0
+        best = self.ratio * e0
+        if age >= 2.5 * _DAY_S and nres[1] and e1 < best:
+            chosen, best = 1, e1
+        if age >= 2.5 * _WEEK_S and nres[2] and e2 < best:
+            chosen = 2
+        self.chosen = chosen
+        evidence = 0.0
+        floor = 0.01 * e0 + 1e-12  # a noise-free season still has a scale
+        if r1 is not None:
+            m = self._short_mean(0, r1 / (SIGMA_PER_MAE * (e1 if e1 > floor else floor)))
+            if m is not None and chosen == 1:
+                evidence = self._record(0, m)
+        if r2 is not None:
+            m = self._short_mean(1, r2 / (SIGMA_PER_MAE * (e2 if e2 > floor else floor)))
+            if m is not None and chosen == 2:
+                evidence = self._record(1, m)
+        # Learn: errors (winsorised so an anomaly does not widen them much), profiles, level.
+        a_err = dt / (self.error_tau + dt)
+        err[0] = self._error(0, e0, r0, a_err)
+        if r1 is not None:
+            err[1] = self._error(1, e1, r1, a_err)
+        if r2 is not None:
+            err[2] = self._error(2, e2, r2, a_err)
+        rate = self.profile_rate
+        n = vis_d[slot_d]
+        if n < 65535:
+            vis_d[slot_d] = n = n + 1
+        a = 1.0 / n
+        prof_d[slot_d] += (a if a > rate else rate) * (r0 - prof_d[slot_d])
+        n = vis_w[slot_w]
+        if n < 65535:
+            vis_w[slot_w] = n = n + 1
+        a = 1.0 / n
+        prof_w[slot_w] += (a if a > rate else rate) * (r0 - prof_w[slot_w])
+        self.level = level + (dt / (self.level_tau + dt)) * r0
         self.t_prev = ts
+        return evidence
+
+    def _error(self, k: int, e: float, r: float, a_err: float) -> float:
+        """Model ``k``'s mean absolute error after residual ``r``: a plain mean at first,
+        then EW over ``error_tau``; winsorised at 4 errors."""
+        a = r if r >= 0.0 else -r
+        n = self.nres[k]
+        if n > 10 and a > 4.0 * e > 0.0:
+            a = 4.0 * e
+        self.nres[k] = n = n + 1
+        rate = 1.0 / n
+        return e + (rate if rate > a_err else a_err) * (a - e)
+
+    def _record(self, k: int, m: float) -> float:
+        """Evidence of short mean ``m`` of season ``k``: a new record by a clear margin.
+        The record takes each short mean once it is ``lag`` events old (0: at once)."""
+        m = m if m >= 0.0 else -m
+        record = self.record[k]
+        evidence = 0.0
+        if m >= self.least:
+            bar = record * (1.0 + self.margin)
+            if m > bar:
+                evidence = 1.0 + (m - bar) / (record if record > 1.0 else 1.0)
+        if self.lag:
+            lag = self.lagged[k]
+            lag.append(m)
+            if len(lag) <= self.lag:
+                return evidence
+            m = lag.pop(0)
+        if m > record:
+            self.record[k] = m
         return evidence
 
     def _short_mean(self, k: int, z: float) -> float | None:
         """Mean of season ``k``'s last ``window`` standardised residuals (None until full)."""
         rec = self.rec[k]
         rec.append(z)
-        if len(rec) > self.window:
+        n = len(rec)
+        if n > self.window:
             del rec[0]
-            return sum(rec) / len(rec)
-        return sum(rec) / len(rec) if len(rec) == self.window else None
+            return sum(rec) / (n - 1)
+        return sum(rec) / n if n == self.window else None
 
     def state(self) -> tuple[Any, ...]:
-        return (self.window, self.lag, self.margin, self.least, self.clip, self.ratio, self.profile_rate,
+        return (self.window, self.lag, self.margin, self.least, self.ratio, self.profile_rate,
                 self.level_tau, self.error_tau, self.t0, self.t_prev, self.level, self.err,
                 self.nres, self.prof, self.visits, self.rec, self.record, self.lagged, self.chosen)
 
     @classmethod
     def from_state(cls, state: tuple[Any, ...]) -> SeasonalChannel:
         ch = cls.__new__(cls)
-        (ch.window, ch.lag, ch.margin, ch.least, ch.clip, ch.ratio, ch.profile_rate, ch.level_tau,
+        (ch.window, ch.lag, ch.margin, ch.least, ch.ratio, ch.profile_rate, ch.level_tau,
          ch.error_tau, ch.t0, ch.t_prev, ch.level, ch.err, ch.nres, ch.prof, ch.visits,
          ch.rec, ch.record, ch.lagged, ch.chosen) = state
         return ch
