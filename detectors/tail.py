@@ -41,19 +41,22 @@ class TailParams:
     """One parameter set, shared by every calibrator built from it."""
 
     __slots__ = ("key", "q", "window", "prior", "u0", "beta0", "clip", "step", "alpha",
-                 "min_scale")
+                 "min_scale", "max_shape", "shape_prior")
 
     def __init__(self, q: float = 0.02, window: int = 10_000, prior: float = 20.0,
                  u0: float = 0.22, beta0: float = 0.12, clip: float = 6.0,
-                 step: float = 0.02, min_scale: float = 0.08) -> None:
+                 step: float = 0.02, min_scale: float = 0.08, max_shape: float = 0.45,
+                 shape_prior: float = 100.0) -> None:
         if not 0.0 < q < 0.5:
             raise DetectorError(f"tail fraction q must be in (0, 0.5), got {q!r}")
         if window < 10:
             raise DetectorError(f"tail window must be at least 10 events, got {window!r}")
         if prior <= 0.0 or beta0 <= 0.0 or clip <= 0.0 or step <= 0.0:
             raise DetectorError("tail prior, beta0, clip and step must be positive")
-        self.key = (q, window, prior, u0, beta0, clip, step, min_scale)
+        self.key = (q, window, prior, u0, beta0, clip, step, min_scale, max_shape, shape_prior)
+        self.shape_prior = shape_prior
         self.min_scale = min_scale
+        self.max_shape = max_shape
         self.q, self.window, self.prior, self.u0 = q, window, prior, u0
         self.beta0, self.clip, self.step = beta0, clip, step
         self.alpha = 1.0 / window
@@ -125,7 +128,7 @@ class TailCalibrator:
     returns the p-value. State is six floats (pickles small).
     """
 
-    __slots__ = ("p", "u", "rate", "m1", "m2", "n")
+    __slots__ = ("p", "u", "rate", "m1", "m2", "n", "k")
 
     def __init__(self, params: TailParams = DEFAULT) -> None:
         self.p = params
@@ -134,6 +137,7 @@ class TailCalibrator:
         self.m1 = params.beta0  # E[excess], E[excess^2] of an exponential(beta0) prior
         self.m2 = 2.0 * params.beta0 * params.beta0
         self.n = 0
+        self.k = 0  # exceedances seen (not decayed: how much evidence the shape rests on)
 
     def shape(self) -> tuple[float, float]:
         """(xi, sigma) of the fitted generalised Pareto tail (method of moments)."""
@@ -146,7 +150,10 @@ class TailCalibrator:
         # Bounded: a handful of exceedances can suggest absurd shapes.
         # Never a bounded tail (xi < 0): it would put an end to the evidence a stream
         # can produce and score anything beyond it 1.
-        xi = 0.0 if xi < 0.0 else 0.45 if xi > 0.45 else xi
+        xi = 0.0 if xi < 0.0 else self.p.max_shape if xi > self.p.max_shape else xi
+        # A heavy tail is believed only once this stream has shown enough exceedances: a
+        # few dozen from light-tailed noise can look heavy and would hide real anomalies.
+        xi *= self.k / (self.k + self.p.shape_prior)
         sigma = m1 * (1.0 - xi)
         floor = self.p.min_scale
         return xi, floor if sigma < floor else sigma
@@ -184,6 +191,7 @@ class TailCalibrator:
         self.rate += a * ((1.0 if above else 0.0) - self.rate)
         xi, sigma = self.shape()
         if above:
+            self.k += 1
             y = e - u
             cap = p.clip * sigma
             if y > cap:
@@ -202,10 +210,11 @@ class TailCalibrator:
         return out
 
     def __getstate__(self) -> tuple[Any, ...]:
-        return (self.p.key, self.u, self.rate, self.m1, self.m2, self.n)
+        return (self.p.key, self.u, self.rate, self.m1, self.m2, self.n, self.k)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
-        key, self.u, self.rate, self.m1, self.m2, self.n = state
-        q, window, prior, u0, beta0, clip, step, min_scale = key
+        key, self.u, self.rate, self.m1, self.m2, self.n, self.k = state
+        q, window, prior, u0, beta0, clip, step, min_scale, max_shape, shape_prior = key
         self.p = tail_params(q=q, window=window, prior=prior, u0=u0, beta0=beta0, clip=clip,
-                             step=step, min_scale=min_scale)
+                             step=step, min_scale=min_scale, max_shape=max_shape,
+                             shape_prior=shape_prior)
