@@ -106,7 +106,7 @@ class RarityLikelihood:
         outlier_z: float = 0.0,
         outlier_rank: int = 3,
         forget_spikes: float = 1.5,
-        spike_rate: int = 3,
+        spike_rate: int = 0,
         season_window: int = 12,
         season_lag: int = 0,
         season_margin: float = 0.2,
