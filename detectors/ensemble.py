@@ -26,6 +26,7 @@ from __future__ import annotations
 import copyreg
 import math
 import pickle
+from statistics import NormalDist
 from collections.abc import Sequence
 from typing import Any, SupportsIndex
 
@@ -479,8 +480,9 @@ class RarityLikelihood:
 
     def expected(self, coverage: float = 0.99) -> tuple[float, float] | None:
         """A causal band ``(low, high)`` holding the next value with about ``coverage``
-        probability: the central quantiles of the recent values. None while the stream
-        has fewer than ``warmup`` values.
+        probability: at the next phase of the stream's season when it has one (daily or
+        weekly, from event times), else the central quantiles of the recent values. None
+        while the stream has fewer than ``warmup`` values.
 
         >>> det = RarityLikelihood(warmup=10, history=100, long_window=200)
         >>> det.expected() is None
@@ -492,6 +494,14 @@ class RarityLikelihood:
         """
         if not 0.0 < coverage < 1.0:
             raise ValueError(f"coverage must be in (0, 1), got {coverage!r}")
+        season = self.season
+        if season is not None and self.n >= self.p.warmup:
+            # A stream with a season: its prediction for the next phase, +- the normal
+            # quantile of its residual spread.
+            center = season.expected()
+            if center is not None:
+                half = NormalDist().inv_cdf(0.5 + 0.5 * coverage) * season.spread()
+                return center - half, center + half
         n = self.n
         if n < self.p.warmup or n < 2 or self.buf is None:
             return None

@@ -58,7 +58,7 @@ class SeasonalChannel:
 
     __slots__ = ("window", "lag", "margin", "least", "ratio", "profile_rate", "level_tau",
                  "error_tau", "t0", "t_prev", "level", "err", "nres", "prof", "visits",
-                 "rec", "record", "lagged", "chosen")
+                 "rec", "record", "lagged", "chosen", "dt")
 
     def __init__(self, window: int = 12, lag: int = 0, margin: float = 0.2, least: float = 3.0,
                  ratio: float = 0.7, profile_rate: float = 0.25, level_tau: float = DAY,
@@ -81,6 +81,7 @@ class SeasonalChannel:
         self.record = [0.0, 0.0]  # the largest |short mean| each season has seen
         self.lagged: list[list[float]] = [[], []]  # the short means not yet in the record
         self.chosen = 0  # 0 none, 1 daily, 2 weekly
+        self.dt = 0.0  # the last step between event times
 
     def period_name(self) -> str:
         return "none" if self.chosen == 0 else NAMES[self.chosen - 1]
@@ -89,11 +90,14 @@ class SeasonalChannel:
         period, width = SEASONS[k]
         return int((ts % period) // width)
 
-    def expected(self, ts: float) -> float | None:
-        """The seasonal model's prediction for time ``ts`` (None without a season)."""
+    def expected(self, ts: float | None = None) -> float | None:
+        """The seasonal model's prediction for time ``ts`` (default: one step after the
+        last event); None without a season."""
         k = self.chosen
         if k == 0:
             return None
+        if ts is None:
+            ts = self.t_prev + self.dt
         slot = self._slot(k - 1, ts)
         if not self.visits[k - 1][slot]:
             return None
@@ -171,6 +175,7 @@ class SeasonalChannel:
         prof_w[slot_w] += (a if a > rate else rate) * (r0 - prof_w[slot_w])
         self.level = level + (dt / (self.level_tau + dt)) * r0
         self.t_prev = ts
+        self.dt = dt
         return evidence
 
     def _error(self, k: int, e: float, r: float, a_err: float) -> float:
@@ -217,12 +222,12 @@ class SeasonalChannel:
     def state(self) -> tuple[Any, ...]:
         return (self.window, self.lag, self.margin, self.least, self.ratio, self.profile_rate,
                 self.level_tau, self.error_tau, self.t0, self.t_prev, self.level, self.err,
-                self.nres, self.prof, self.visits, self.rec, self.record, self.lagged, self.chosen)
+                self.nres, self.prof, self.visits, self.rec, self.record, self.lagged, self.chosen, self.dt)
 
     @classmethod
     def from_state(cls, state: tuple[Any, ...]) -> SeasonalChannel:
         ch = cls.__new__(cls)
         (ch.window, ch.lag, ch.margin, ch.least, ch.ratio, ch.profile_rate, ch.level_tau,
          ch.error_tau, ch.t0, ch.t_prev, ch.level, ch.err, ch.nres, ch.prof, ch.visits,
-         ch.rec, ch.record, ch.lagged, ch.chosen) = state
+         ch.rec, ch.record, ch.lagged, ch.chosen, ch.dt) = state
         return ch

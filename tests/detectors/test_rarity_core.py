@@ -141,10 +141,10 @@ def test_spikes_the_stream_makes_every_day_stop_alarming() -> None:
 def test_evidence_of_nonfinite_values_and_the_expected_band() -> None:
     det = RarityLikelihood()
     assert det.expected() is None
-    for v, ts in _seasonal(3, days=3):
-        det.evidence_learn(v, ts)
+    for v, _ in _seasonal(3, days=2):
+        det.evidence_learn(v, None)  # no event time: quantiles of the recent values
     lo, hi = det.expected(0.99) or (math.nan, math.nan)
-    assert 20.0 < lo < 40.0 < 60.0 < hi < 80.0
+    assert 40.0 < lo < 50.0 < 70.0 < hi < 90.0
     n = det.n
     assert det.evidence_learn(math.nan, None) == 0.0
     assert det.evidence_learn(math.inf, 1.7e9) == math.inf
@@ -159,3 +159,25 @@ def test_a_state_from_the_previous_version_is_refused() -> None:
     state[0] = 2  # the layout before the seasonal channel and the spike count
     with pytest.raises(StateVersionError):
         RarityLikelihood.__new__(RarityLikelihood).__setstate__(tuple(state))
+
+
+def test_the_band_follows_the_season_and_covers_what_it_promises() -> None:
+    """With a daily season the band is the seasonal prediction for the next event's phase:
+    much narrower than the stream's range, and it holds about 99% of the next values."""
+    det = RarityLikelihood()
+    plain = RarityLikelihood()  # the same values without event times: no season
+    series = _seasonal(7, days=8, holiday=None)
+    inside = total = 0
+    ratios = []
+    for i, (v, ts) in enumerate(series):
+        band = det.expected(0.99)
+        wide = plain.expected(0.99)
+        if i >= 4 * DAY and band is not None and wide is not None:
+            total += 1
+            inside += band[0] <= v <= band[1]
+            ratios.append((band[1] - band[0]) / (wide[1] - wide[0]))
+        det.evidence_learn(v, ts)
+        plain.evidence_learn(v, None)
+    assert total == 4 * DAY
+    assert 0.97 <= inside / total <= 1.0
+    assert max(ratios) < 0.75
