@@ -26,8 +26,8 @@ from __future__ import annotations
 import copyreg
 import math
 import pickle
-from statistics import NormalDist
 from collections.abc import Sequence
+from statistics import NormalDist
 from typing import Any, SupportsIndex
 
 import numpy as np
