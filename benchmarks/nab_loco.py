@@ -85,11 +85,11 @@ def retable(params: dict[str, Any], streams: int = 12, events: int = 30_000
 
     core = {k: v for k, v in params.items() if k not in rarity._OWN}
     saved = table.RarityLikelihood
-    table.RarityLikelihood = functools.partial(RarityLikelihood, **core)  # type: ignore[assignment]
+    table.RarityLikelihood = functools.partial(RarityLikelihood, **core)  # type: ignore[misc,assignment]
     try:
         return table.measure(streams, events)
     finally:
-        table.RarityLikelihood = saved
+        table.RarityLikelihood = saved  # type: ignore[misc]
 
 
 def score_split(data: Path, rels: list[str], detector: str | None, params: dict[str, Any],
