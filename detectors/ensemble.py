@@ -89,7 +89,6 @@ class RarityLikelihood:
     excursion: tuple[float, float, int] | None  # (lo, hi) before it, and its length
     pending: tuple[float, _Evidence] | None  # score_one's work, for learn_one
     season: SeasonalChannel | None
-    uses_time = True  # the pipeline calls score_learn_at(x, ts)
 
     def __init__(
         self,
@@ -466,17 +465,6 @@ class RarityLikelihood:
         s = self._damped(v, s)
         self._learn(v, ev)
         return s
-
-    def score_learn_at(self, x: Features, ts: float | None) -> float:
-        """``score_learn_one`` with the event time (Unix seconds), for the seasonal channel."""
-        for v in x.values():
-            v = float(v)
-            break
-        else:
-            v = 0.0
-        if v - v != 0.0:
-            return 0.0 if v != v else 1.0
-        return 1.0 - 10.0 ** (-3.0 * self.evidence_learn(v, ts))
 
     def expected(self, coverage: float = 0.99) -> tuple[float, float] | None:
         """A causal band ``(low, high)`` holding the next value with about ``coverage``
