@@ -453,14 +453,16 @@ class RarityLikelihood:
         else:
             ev = self._evidence(v, True)
         s = ev[0]
-        if ts is not None and p.season_window:
+        if ts is not None and p.season_window and self.n >= p.warmup:
+            # From the end of warm-up: a short-lived stream never allocates the profiles
+            # (14 KB), and a season needs days of history anyway.
             season = self.season
             if season is None:
                 season = self.season = SeasonalChannel(
                     window=p.season_window, lag=p.season_lag, margin=p.season_margin,
                     least=p.season_least, ratio=p.season_ratio)
             seasonal = season.score_learn(v, ts)
-            if seasonal > s and self.n >= p.warmup:
+            if seasonal > s:
                 s = seasonal
         s = self._damped(v, s)
         self._learn(v, ev)
