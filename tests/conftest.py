@@ -42,6 +42,7 @@ def pytest_testnodedown(node, error) -> None:
     node.config.stash[DEEP_NOT_RUN] = max(node.config.stash.get(DEEP_NOT_RUN, 0), n)
 
 
+@pytest.hookimpl(trylast=True)  # after the durations and the short summary: near the last line
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     n = config.stash.get(DEEP_NOT_RUN, 0)
     if n:

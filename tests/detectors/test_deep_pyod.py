@@ -61,6 +61,21 @@ def test_a_fit_leaves_the_global_generators_alone(name: str) -> None:
 
 @deep
 @pytest.mark.parametrize("name", DEEP_NAMES)
+def test_a_fit_does_not_depend_on_the_global_generators(name: str) -> None:
+    import torch
+
+    probe = _window(32, seed=9)
+    scores = []
+    for other in (1, 2):  # whatever other code did with the globals before this refit
+        np.random.seed(other)
+        random.seed(other)
+        torch.manual_seed(other)
+        scores.append(fit_model(name, {}, 0, _window()).decision_function(probe))
+    assert np.array_equal(scores[0], scores[1])
+
+
+@deep
+@pytest.mark.parametrize("name", DEEP_NAMES)
 def test_refits_stay_deterministic_while_other_streams_refit_and_score(name: str) -> None:
     X = _window()
     probe = _window(32, seed=9)
