@@ -23,9 +23,13 @@ def _produce(bootstrap: str, topic: str, start: int, stop: int, rng: random.Rand
     p = producer(bootstrap)
     for i in range(start, stop):
         for k, stream in enumerate(STREAMS):
-            value = 100 + 10 * k + rng.gauss(0, 2) + (60 if i == SPIKE_AT else 0)
+            # three features, two of them correlated: what the deep models are for
+            load = 100 + 10 * k + rng.gauss(0, 2)
+            values = {"load": round(load + (60 if i == SPIKE_AT else 0), 3),
+                      "latency": round(0.5 * load + rng.gauss(0, 1), 3),
+                      "errors": round(20 + rng.gauss(0, 1), 3)}
             p.produce(topic, key=stream,
-                      value=orjson.dumps({"stream": stream, "ts": T0 + i, "value": round(value, 3)}))
+                      value=orjson.dumps({"stream": stream, "ts": T0 + i, "values": values}))
     assert p.flush(30) == 0
 
 
