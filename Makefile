@@ -25,7 +25,8 @@ test: $(STAMP) lint
 	$(BIN)/pytest -m faults tests/faults
 
 # The deep PyOD models (pyod.autoencoder, pyod.vae, pyod.deepsvdd): installs the deep extra
-# into .venv (torch 2.13.0, the CPU build; ~18 s), then runs the tests marked deep (~45 s).
+# into .venv (torch 2.13.0, the CPU build; ~15 s), then runs the tests marked deep (~2 min,
+# most of it the worker test on the broker). Not part of `test`: see docs/detectors.md.
 test-deep: $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,deep]'
 	$(BIN)/pytest -n 2 -m deep
