@@ -82,14 +82,15 @@ class Series:
         if not anomalous and self.stride > 1 and self.matched % self.stride:
             return
         n = len(self.ts)
-        values = doc.get("values") if isinstance(doc.get("values"), dict) else {"value": doc.get("value")}
-        expected = doc.get("expected") if isinstance(doc.get("expected"), dict) else {}
-        bands = expected if "values" in doc else {"value": expected}
+        raw_values, raw_expected = doc.get("values"), doc.get("expected")
+        values: dict[str, Any] = raw_values if isinstance(raw_values, dict) else {"value": doc.get("value")}
+        expected: dict[str, Any] = raw_expected if isinstance(raw_expected, dict) else {}
+        bands: dict[str, Any] = expected if isinstance(raw_values, dict) else {"value": expected}
         for name in values.keys() | self.features.keys():
             cols = self.features.get(name)
             if cols is None:  # a feature that appears late: pad its past with None
                 cols = self.features[name] = {k: [None] * n for k in ("value", "low", "high")}
-            band = bands.get(name) if isinstance(bands.get(name), dict) else {}
+            band: dict[str, Any] = bands[name] if isinstance(bands.get(name), dict) else {}
             cols["value"].append(_num(values.get(name)))
             cols["low"].append(_num(band.get("low")))
             cols["high"].append(_num(band.get("high")))
@@ -223,7 +224,7 @@ class StreamReader:
                     async for value in _read(consumer, tp, None, first, ends[tp], Series(prefix)):
                         doc = _doc(value)
                         name = doc.get("stream") if doc is not None else None
-                        if isinstance(name, str) and name.encode().startswith(want):
+                        if doc is not None and isinstance(name, str) and name.encode().startswith(want):
                             entry = found.setdefault(name, {"stream": name, "last_ts": None,
                                                             "partition": tp.partition})
                             entry["last_ts"] = doc.get("ts")
