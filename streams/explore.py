@@ -17,6 +17,7 @@ with ``capped`` and ``stride`` saying so.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -169,8 +170,8 @@ class StreamReader:
             await consumer.start()
             tp = await _partition(consumer, self.settings.topic_scores, key)
             if tp is not None:
-                first, stop = await _window(consumer, tp, start - SLACK_S, end + SLACK_S, self.clock)
-                async for value in _read(consumer, tp, key, first, stop, out):
+                first, stop, hint = await _window(consumer, tp, start - SLACK_S, end + SLACK_S, self.clock)
+                async for value in _read(consumer, tp, key, first, stop, out, end + SLACK_S, hint):
                     doc = _doc(value)
                     ts = doc.get("ts") if doc is not None else None
                     if doc is not None and isinstance(ts, int | float) and start <= ts <= end:
@@ -189,9 +190,9 @@ class StreamReader:
             await consumer.start()
             tp = await _partition(consumer, self.settings.topic_alerts, key)
             if tp is not None:
-                first, stop = await _window(consumer, tp, start - INCIDENT_LOOKBACK_S, end + SLACK_S,
+                first, stop, hint = await _window(consumer, tp, start - INCIDENT_LOOKBACK_S, end + SLACK_S,
                                             self.clock)
-                async for value in _read(consumer, tp, key, first, stop, scan):
+                async for value in _read(consumer, tp, key, first, stop, scan, end + SLACK_S, hint):
                     rec = _doc(value)
                     if rec is not None and rec.get("type") == "incident" and rec.get("incident_id"):
                         _fold(by_id, rec)
@@ -221,7 +222,7 @@ class StreamReader:
                 want = prefix.encode()
                 for tp in tps:
                     first = max(begins[tp], ends[tp] - tail)
-                    async for value in _read(consumer, tp, None, first, ends[tp], Series(prefix)):
+                    async for value in _read(consumer, tp, None, first, None, Series(prefix)):
                         doc = _doc(value)
                         name = doc.get("stream") if doc is not None else None
                         if doc is not None and isinstance(name, str) and name.encode().startswith(want):
@@ -281,8 +282,11 @@ async def _partition(consumer: AIOKafkaConsumer, topic: str, key: bytes) -> Topi
 
 
 async def _window(consumer: AIOKafkaConsumer, tp: TopicPartition, start: float, end: float,
-                  clock: Callable[[], float]) -> tuple[int, int]:
-    """[first, stop) offsets of the records whose event ``ts`` lies in [start, end]."""
+                  clock: Callable[[], float]) -> tuple[int, int | None, int]:
+    """[first, stop) offsets of the records whose event ``ts`` lies in [start, end]; stop is
+    None when the window reaches the partition's end: read until caught up. (End offsets
+    are a hint only: the dev broker, Tansu, reports the last batch's base offset.) The third
+    value is that hint."""
     begin = (await consumer.beginning_offsets([tp]))[tp]
     stop = (await consumer.end_offsets([tp]))[tp]
     lo = begin
@@ -292,7 +296,7 @@ async def _window(consumer: AIOKafkaConsumer, tp: TopicPartition, start: float, 
             lo = hit.offset
     first = await _first_at_or_after(consumer, tp, lo, stop, start)
     last = await _first_at_or_after(consumer, tp, first, stop, end, after=True)
-    return first, last
+    return first, (last if last < stop else None), stop
 
 
 async def _first_at_or_after(consumer: AIOKafkaConsumer, tp: TopicPartition, lo: int, hi: int,
@@ -316,19 +320,25 @@ async def _first_at_or_after(consumer: AIOKafkaConsumer, tp: TopicPartition, lo:
     return lo
 
 
-async def _read(consumer: AIOKafkaConsumer, tp: TopicPartition, key: bytes | None, first: int, stop: int,
-                out: Series) -> Any:
-    """Values of the records in [first, stop) whose key is ``key`` (every record without one)."""
-    if first >= stop:
+async def _read(consumer: AIOKafkaConsumer, tp: TopicPartition, key: bytes | None, first: int,
+                stop: int | None, out: Series, until_ts: float = math.inf, check_from: int = 0) -> Any:
+    """Values of the records in [first, stop) whose key is ``key`` (every record without one).
+
+    With ``stop`` None: until caught up with the partition, or past a record (from offset
+    ``check_from`` on) of event time beyond ``until_ts``: a live partition keeps growing.
+    """
+    if stop is not None and first >= stop:
         return
     consumer.seek(tp, first)
     while True:
-        batch = await consumer.getmany(tp, timeout_ms=2000, max_records=10_000)
+        batch = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
         msgs = batch.get(tp, [])
         if not msgs:
-            return  # nothing more readable (stop was a compacted or aborted offset)
+            return  # caught up (or stop was a compacted or aborted offset)
         for msg in msgs:
-            if msg.offset >= stop:
+            if stop is not None and msg.offset >= stop:
+                return
+            if stop is None and msg.offset >= check_from and (_ts(msg.value) or -math.inf) > until_ts:
                 return
             out.scanned += 1
             if out.scanned > MAX_SCAN:
