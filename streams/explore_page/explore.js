@@ -1,5 +1,6 @@
 // The stream explorer page: no build step, one vendored chart library (uPlot).
-// State lives in the URL (?stream=&at=&window=&incident=&feature=) so alert links land here.
+// State lives in the URL (?stream=&at=&window=&incident=&feature=, or from=&to= from Grafana's
+// data link) so alert and dashboard links land here.
 // #chart's data-* attributes say what was drawn (tests and people read them).
 "use strict";
 (function () {
@@ -12,7 +13,8 @@
   const state = {
     stream: params.get("stream") || "",
     at: params.get("at"),
-    window: WINDOWS[params.get("window")] ? params.get("window") : (params.get("at") ? "6h" : "6h"),
+    window: WINDOWS[params.get("window")] ? params.get("window") : "6h",
+    from: params.get("from"), to: params.get("to"),
     incident: params.get("incident"),
     feature: params.get("feature"),
     series: null, incidents: [], plots: [], drawn: 0,
@@ -35,17 +37,19 @@
     const p = new URLSearchParams();
     if (state.stream) p.set("stream", state.stream);
     if (state.at) p.set("at", state.at);
-    p.set("window", state.window);
+    if (state.from && state.to) { p.set("from", state.from); p.set("to", state.to); } else p.set("window", state.window);
     if (state.incident) p.set("incident", state.incident);
     if (state.feature) p.set("feature", state.feature);
     history.replaceState(null, "", "?" + p.toString());
     for (const b of document.querySelectorAll("#windows button")) {
-      b.setAttribute("aria-pressed", String(b.dataset.window === state.window));
+      b.setAttribute("aria-pressed", String(!state.from && b.dataset.window === state.window));
     }
   }
 
   function rangeParams() {
-    const p = new URLSearchParams({ stream: state.stream, window: state.window });
+    const p = new URLSearchParams({ stream: state.stream });
+    if (state.from && state.to) { p.set("from", state.from); p.set("to", state.to); return p; }
+    p.set("window", state.window);
     if (state.at) p.set("at", state.at);
     return p;
   }
@@ -55,7 +59,7 @@
     if (!state.stream) { setChart({ state: "idle" }); return; }
     $("stream-input").value = state.stream;
     $("stream-name").textContent = state.stream;
-    setChart({ state: "loading", window: state.window });
+    setChart({ state: "loading", window: state.from ? "range" : state.window });
     note("");
     const t0 = performance.now();
     try {
@@ -241,13 +245,23 @@
     }
   }
 
-  function pick(stream) { state.stream = stream; state.at = null; state.incident = null; state.feature = null; load(); }
+  function pick(stream) {
+    Object.assign(state, { stream, at: null, from: null, to: null, incident: null, feature: null });
+    load();
+  }
 
   $("search").addEventListener("submit", search);
   $("feedback-form").addEventListener("submit", sendFeedback);
   $("feature").addEventListener("change", () => { state.feature = $("feature").value; syncUrl(); render(); });
   for (const b of document.querySelectorAll("#windows button")) {
-    b.addEventListener("click", () => { state.window = b.dataset.window; load(); });
+    b.addEventListener("click", () => {
+      if (state.from && state.to) {  // from a from..to link: keep its centre
+        state.at = String(Math.round((Number(state.from) + Number(state.to)) / 2));
+        state.from = state.to = null;
+      }
+      state.window = b.dataset.window;
+      load();
+    });
   }
   window.pynomalyExplore = { state, load };
   load();
