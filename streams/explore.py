@@ -222,7 +222,8 @@ class StreamReader:
                 want = prefix.encode()
                 for tp in tps:
                     first = max(begins[tp], ends[tp] - tail)
-                    async for value in _read(consumer, tp, None, first, None, Series(prefix)):
+                    async for value in _read(consumer, tp, None, first, None, Series(prefix),
+                                             check_from=ends[tp]):
                         doc = _doc(value)
                         name = doc.get("stream") if doc is not None else None
                         if doc is not None and isinstance(name, str) and name.encode().startswith(want):
@@ -330,11 +331,15 @@ async def _read(consumer: AIOKafkaConsumer, tp: TopicPartition, key: bytes | Non
     if stop is not None and first >= stop:
         return
     consumer.seek(tp, first)
+    position = first
     while True:
-        batch = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
+        # Past the end offset taken at the start, a short wait only checks for a live tail.
+        wait = 2000 if position < (stop if stop is not None else check_from) else 300
+        batch = await consumer.getmany(tp, timeout_ms=wait, max_records=10_000)
         msgs = batch.get(tp, [])
         if not msgs:
             return  # caught up (or stop was a compacted or aborted offset)
+        position = msgs[-1].offset + 1
         for msg in msgs:
             if stop is not None and msg.offset >= stop:
                 return
