@@ -133,7 +133,7 @@ class Rarity:
     __slots__ = ("cfg", "cores", "cals", "n", "pending", "last_contributions",
                  "last_expected", "last_evidence", "ignored_features")
 
-    def __init__(self, coverage: float = 0.99, max_features: int = 256, settle: int = 3000,
+    def __init__(self, coverage: float = 0.99, max_features: int = 1000, settle: int = 3000,
                  tail_q: float = 0.02, tail_window: int = 10_000, tail_prior: float = 200.0,
                  guard: bool = True, tail_clip: float = 25.0, **core: Any) -> None:
         key = ((coverage, max_features, settle, tail_q, tail_window, tail_prior, guard,
