@@ -69,7 +69,6 @@ class Series:
     score: list[float | None] = dataclasses.field(default_factory=list)
     threshold: list[float | None] = dataclasses.field(default_factory=list)
     anomaly: list[bool] = dataclasses.field(default_factory=list)
-    severity: list[str] = dataclasses.field(default_factory=list)
     detectors: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     matched: int = 0  # records of this stream in the window, before thinning
     stride: int = 1
@@ -77,13 +76,36 @@ class Series:
     scan_capped: bool = False
 
     def add(self, doc: dict[str, Any], limit: int) -> None:
+        # Per record of up to millions: plain dict and list operations, few calls.
         self.matched += 1
-        self._note_detector(doc)
-        anomalous = bool(doc.get("is_anomaly"))
+        get = doc.get
+        last = self.detectors[-1] if self.detectors else None
+        if last is not None and last["detector"] == (get("detector") or "unknown"):
+            last["to"] = doc["ts"]
+            last["records"] += 1
+        else:
+            self._note_detector(doc)
+        anomalous = get("is_anomaly") is True
         if not anomalous and self.stride > 1 and self.matched % self.stride:
             return
+        raw_values, expected = get("values"), get("expected")
+        cols = self.features.get("value") if raw_values is None and len(self.features) == 1 else None
+        if cols is not None:  # the common case: a univariate stream
+            cols["value"].append(_num(get("value")))
+            band = expected if type(expected) is dict else {}
+            cols["low"].append(_num(band.get("low")))
+            cols["high"].append(_num(band.get("high")))
+        else:
+            self._add_features(doc, raw_values, expected)
+        self.ts.append(float(doc["ts"]))
+        self.score.append(_num(get("score")))
+        self.threshold.append(_num(get("threshold")))
+        self.anomaly.append(anomalous)
+        if len(self.ts) > limit:
+            self._thin()
+
+    def _add_features(self, doc: dict[str, Any], raw_values: Any, raw_expected: Any) -> None:
         n = len(self.ts)
-        raw_values, raw_expected = doc.get("values"), doc.get("expected")
         values: dict[str, Any] = raw_values if isinstance(raw_values, dict) else {"value": doc.get("value")}
         expected: dict[str, Any] = raw_expected if isinstance(raw_expected, dict) else {}
         bands: dict[str, Any] = expected if isinstance(raw_values, dict) else {"value": expected}
@@ -95,18 +117,11 @@ class Series:
             cols["value"].append(_num(values.get(name)))
             cols["low"].append(_num(band.get("low")))
             cols["high"].append(_num(band.get("high")))
-        self.ts.append(float(doc["ts"]))
-        self.score.append(_num(doc.get("score")))
-        self.threshold.append(_num(doc.get("threshold")))
-        self.anomaly.append(anomalous)
-        self.severity.append(str(doc.get("severity") or "none"))
-        if len(self.ts) > limit:
-            self._thin()
 
     def _thin(self) -> None:
         """Keep every other point (and every anomaly); later points are taken at the new stride."""
         keep = [i for i in range(len(self.ts)) if i % 2 == 0 or self.anomaly[i]]
-        for name in ("ts", "score", "threshold", "anomaly", "severity"):
+        for name in ("ts", "score", "threshold", "anomaly"):
             col = getattr(self, name)
             setattr(self, name, [col[i] for i in keep])
         for cols in self.features.values():
@@ -115,7 +130,7 @@ class Series:
         self.stride *= 2
 
     def _note_detector(self, doc: dict[str, Any]) -> None:
-        name, ts = str(doc.get("detector") or "unknown"), float(doc["ts"])
+        name, ts = doc.get("detector") or "unknown", doc["ts"]
         last = self.detectors[-1] if self.detectors else None
         if last is None or last["detector"] != name:
             self.detectors.append({"detector": name, "version": doc.get("version"), "from": ts, "to": ts,
@@ -139,7 +154,7 @@ class Series:
         return {
             "stream": self.stream, "from": window[0], "to": window[1], "partition": partition,
             "ts": self.ts, "features": self.features, "score": self.score,
-            "threshold": self.threshold, "anomaly": self.anomaly, "severity": self.severity,
+            "threshold": self.threshold, "anomaly": self.anomaly,
             "points": len(self.ts), "matched": self.matched, "anomalies": anomalies,
             "capped": self.stride > 1 or self.scan_capped, "stride": self.stride,
             "scan_capped": self.scan_capped, "scanned": self.scanned,
@@ -148,7 +163,8 @@ class Series:
 
 
 def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+    kind = type(v)
+    return v if kind is float else float(v) if kind is int else None  # not bool, not text
 
 
 class StreamReader:
@@ -159,7 +175,8 @@ class StreamReader:
 
     def _consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False,
-                                max_partition_fetch_bytes=1 << 20, fetch_max_wait_ms=100,
+                                max_partition_fetch_bytes=8 << 20, fetch_max_bytes=16 << 20,
+                                fetch_max_wait_ms=100,
                                 client_id="pynomaly-explore", **aiokafka_auth_kwargs(self.settings))
 
     async def series(self, stream: str, start: float, end: float, limit: int) -> dict[str, Any]:
