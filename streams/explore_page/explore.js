@@ -66,11 +66,11 @@
       const p = rangeParams();
       const [series, inc] = await Promise.all([
         getJSON("/explore/api/series?" + p), getJSON("/explore/api/incidents?" + p)]);
-      const fetched = performance.now();
+      state.fetched = performance.now();
+      setChart({ fetchMs: Math.round(state.fetched - t0) });
       state.series = series;
       state.incidents = inc.incidents;
       render();
-      setChart({ fetchMs: Math.round(fetched - t0), renderMs: Math.round(performance.now() - fetched) });
       renderIncidents();
       if (state.incident) openIncident(state.incident);
     } catch (e) {
@@ -122,7 +122,12 @@
       }
       ctx.restore();
     };
-    const drawnHook = () => { state.drawn++; setChart({ drawn: state.drawn }); };
+    // "ready" once the canvas is drawn (uPlot draws after the constructor returns)
+    const drawnHook = () => {
+      state.drawn++;
+      setChart({ drawn: state.drawn, state: s.empty ? "empty" : "ready",
+                 renderMs: Math.round(performance.now() - state.fetched) });
+    };
     const scale = { x: { time: true, range: [s.from, s.to] } };
     const values = new uPlot({
       width, height: 300, scales: scale, cursor: { sync: { key: "explore" } },
@@ -146,7 +151,7 @@
       ],
     }, [x, s.score.map(surprise), s.threshold.map(surprise)], $("scores-chart"));
     state.plots = [values, scores];
-    setChart({ state: s.empty ? "empty" : "ready", points: n, anomalies: anomalyCount, bandPoints,
+    setChart({ points: n, anomalies: anomalyCount, bandPoints,
                incidents: state.incidents.length, capped: s.capped, detector: det ? det.detector : "" });
   }
 
