@@ -8,7 +8,7 @@ navigation to the chart being drawn. Target: the page ready in under 2 s.
 
     flock /tmp/heavy.lock python -m benchmarks.explore_render [--points 100000] [--runs 3]
 
-Uses PYNOMALY_KAFKA_BOOTSTRAP when set, else starts the embedded broker.
+Runs on its own embedded (Tansu) broker.
 """
 
 from __future__ import annotations
@@ -53,16 +53,6 @@ async def write(bootstrap: str, topic: str, points: int, end_ts: float) -> None:
 
 
 @contextlib.contextmanager
-def broker() -> Iterator[str]:
-    existing = os.environ.get("PYNOMALY_KAFKA_BOOTSTRAP")
-    if existing:
-        yield existing
-        return
-    with EmbeddedBroker() as b:
-        yield b.bootstrap
-
-
-@contextlib.contextmanager
 def explore_server(bootstrap: str, topic: str) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "PYNOMALY_KAFKA_BOOTSTRAP": bootstrap, "PYNOMALY_TOPIC_SCORES": topic,
@@ -93,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
 
     topic = f"bench-{uuid.uuid4().hex[:8]}.scores"
     end_ts = time.time()
-    with broker() as bootstrap:
+    with EmbeddedBroker() as embedded:
+        bootstrap = embedded.bootstrap
         t = time.perf_counter()
         asyncio.run(write(bootstrap, topic, args.points, end_ts))
         print(f"wrote {args.points} scored records of one stream in {time.perf_counter() - t:.1f} s")
