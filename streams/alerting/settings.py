@@ -112,8 +112,11 @@ class AlertingSettings:
                      "false_positive_strict_max_steps"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"invalid setting {name} / PYNOMALY_{name.upper()}: expected >= 1")
+        if self.explore_url and not self.explore_url.startswith(("http://", "https://")):
+            raise SettingsError("invalid setting explore_url / PYNOMALY_EXPLORE_URL: expected an "
+                                f"http(s):// URL such as https://explore.example.com, got {self.explore_url!r}")
         for name in ("slack_webhook_url", "teams_webhook_url", "webhook_url", "pagerduty_url",
-                     "dashboard_url", "explore_url"):
+                     "dashboard_url"):
             value = getattr(self, name)
             if value and not str(value).startswith(("http://", "https://")):
                 raise SettingsError(f"invalid setting {name} / PYNOMALY_{name.upper()}: expected an "

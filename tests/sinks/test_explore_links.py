@@ -5,6 +5,7 @@ from __future__ import annotations
 import urllib.parse
 
 import orjson
+import pytest
 
 from sinks.pagerduty import PagerDutySink
 from sinks.slack import SlackSink
@@ -12,6 +13,8 @@ from sinks.teams import TeamsSink
 from sinks.webhook import WebhookSink
 from streams.alerting.notify import Notifier, explore_base
 from streams.alerting.routing import Router
+from streams.alerting.settings import load_alerting_settings
+from streams.errors import SettingsError
 from tests.sinks.factories import T0, make_group, make_notification
 from tests.support.receivers import PD_KEY
 
@@ -74,3 +77,9 @@ async def test_webhook_payload_carries_the_explorer_link(webhook):
     await sink.close()
     assert webhook.accepted[0]["explore_url"] == LINK
     assert orjson.loads(orjson.dumps(webhook.accepted[0]))["stream"] == "payments.latency"
+
+
+def test_explore_url_setting_must_be_http():
+    assert load_alerting_settings({"PYNOMALY_EXPLORE_URL": "https://x.example"}).explore_url == "https://x.example"
+    with pytest.raises(SettingsError, match="PYNOMALY_EXPLORE_URL: expected an http"):
+        load_alerting_settings({"PYNOMALY_EXPLORE_URL": "explore.example.com"})
