@@ -24,6 +24,7 @@ robust-outlier channel on top.
 from __future__ import annotations
 
 import copyreg
+import functools
 import math
 import pickle
 from collections.abc import Sequence
@@ -490,7 +491,7 @@ class RarityLikelihood:
             # quantile of its residual spread.
             center = season.expected()
             if center is not None:
-                half = NormalDist().inv_cdf(0.5 + 0.5 * coverage) * season.spread()
+                half = _normal_quantile(0.5 + 0.5 * coverage) * season.spread()
                 return center - half, center + half
         n = self.n
         if n < self.p.warmup or n < 2 or self.buf is None:
@@ -544,6 +545,12 @@ class RarityLikelihood:
          self.rec0, self.rec1, self.rec2, self.peak_n, self.peak_s, windows) = rest
         m = self.n if self.n < p.history else p.history
         self.buf, self.cap = unpack(windows, m, p.history)
+
+
+@functools.lru_cache(maxsize=16)
+def _normal_quantile(q: float) -> float:
+    """The standard normal quantile (cached: expected() asks for the same one per event)."""
+    return NormalDist().inv_cdf(q)
 
 
 class _Retired:
