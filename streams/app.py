@@ -16,6 +16,8 @@ from streams.alerting.agents import register_alerting
 from streams.alerting.settings import AlertingSettings
 from streams.checkpoints import CheckpointStore, state_key
 from streams.eviction import StreamEvictor
+from streams.explore import StreamReader
+from streams.explore_api import ExploreAPI, register_explore_views
 from streams.kafka_auth import faust_credentials
 from streams.metrics import Metrics, load_metrics_settings
 from streams.scoring import StreamScorer, default_pipeline_factory
@@ -112,6 +114,8 @@ def create_app(
     if runtime.evictor is not None:
         cap_streams(app, runtime, runtime.evictor)
     register_worker_views(app, metrics)
+    token = str(alerting.control_token) if alerting is not None else ""
+    register_explore_views(app, ExploreAPI(settings, StreamReader(settings), token, settings.web_host))
     if alerting is not None:
         register_alerting(app, settings, alerting, metrics)
     return app

@@ -45,6 +45,8 @@ class AlertingSettings:
     notify_topic: str = _doc("Kafka topic that receives every notification as JSON (enables the "
                              "kafka sink)", default="")
     dashboard_url: Secret = _doc("Grafana base URL for links in notifications", default=Secret(""))
+    explore_url: str = _doc("base URL of the stream explorer that notifications link to "
+                            "(default: the worker's own web address)", default="")
     dashboard_uid: str = _doc("uid of the Grafana dashboard linked from notifications",
                               default="pynomaly-detectors")
     min_duration_s: float = _doc("an anomaly run must last this long to open an incident", default=0.0)
@@ -110,6 +112,9 @@ class AlertingSettings:
                      "false_positive_strict_max_steps"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"invalid setting {name} / PYNOMALY_{name.upper()}: expected >= 1")
+        if self.explore_url and not self.explore_url.startswith(("http://", "https://")):
+            raise SettingsError("invalid setting explore_url / PYNOMALY_EXPLORE_URL: expected an "
+                                f"http(s):// URL such as https://explore.example.com, got {self.explore_url!r}")
         for name in ("slack_webhook_url", "teams_webhook_url", "webhook_url", "pagerduty_url",
                      "dashboard_url"):
             value = getattr(self, name)
