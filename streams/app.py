@@ -52,6 +52,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "broker_heartbeat_interval": settings.heartbeat_interval_s,
         "broker_commit_interval": settings.commit_interval_s,
         "producer_linger": settings.producer_linger_ms / 1000.0,
+        "producer_max_request_size": settings.producer_max_request_bytes,
         "consumer_auto_offset_reset": "earliest",
         "web_port": settings.web_port,
         "web_bind": settings.web_host,

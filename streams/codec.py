@@ -19,7 +19,7 @@ from detectors.protocol import Verdict
 
 # Machine-readable dead-letter reasons (also the values of the dead-letter metric label).
 REASONS = {
-    "oversized": "the record is larger than max_record_bytes",
+    "oversized": "the record's key and value are larger than max_record_bytes",
     "empty": "the record has no value (null or empty)",
     "not_json": "the value is not valid UTF-8 JSON",
     "not_object": "the value is not a JSON object or an array of objects",
@@ -31,6 +31,7 @@ REASONS = {
     "bad_ts": "'ts' is neither an RFC 3339 string nor Unix seconds",
     "bad_tags": "'tags' is not an object of string values",
     "bad_origin": "'_origin' is not a valid forwarding marker",
+    "output_too_large": "the scored or forwarded record would exceed the producer's max request size",
 }
 
 MAX_STREAM_LEN = 256
@@ -71,6 +72,10 @@ class DeadLetter:
     raw: bytes | None
     key: bytes | None
     source: Source
+    # Events of an array record it stands for (one dead letter per rejected record), and
+    # their reasons with counts when there are several.
+    count: int = 1
+    reasons: dict[str, int] | None = None
 
 
 class _Invalid(Exception):
@@ -213,8 +218,11 @@ def decode_record(
 ) -> list[Event | DeadLetter]:
     """Decode one input record into events and dead letters; never raises."""
     source = Source(topic, partition, offset)
-    if value is not None and len(value) > max_bytes:
-        return [DeadLetter("oversized", f"record is {len(value)} bytes, larger than max_record_bytes={max_bytes}",
+    # The key counts too: it is copied into outputs, and Kafka limits key and value together.
+    n_bytes = (len(value) if value is not None else 0) + (len(key) if key is not None else 0)
+    if n_bytes > max_bytes:
+        return [DeadLetter("oversized", f"record key and value are {n_bytes} bytes (key {len(key or b'')}), "
+                           f"larger than max_record_bytes={max_bytes}; send smaller records and keys",
                            value, key, source)]
     if not value:
         return [DeadLetter("empty", "record value is empty or null; send a JSON event", value, key, source)]
@@ -240,12 +248,23 @@ def decode_record(
         if not any(isinstance(item, dict) for item in doc):
             return [DeadLetter("not_object", "the array holds no event objects", value, key, source)]
         out: list[Event | DeadLetter] = []
+        # One dead letter per record, however many of its events are rejected: a dead
+        # letter per element turned a 26 KB array into 94 MB of dead letters.
+        rejected: DeadLetter | None = None
         for i, item in enumerate(doc):
-            src = Source(topic, partition, offset, i)
             try:
-                out.append(_event(item, key_text, record_ts, src))
+                out.append(_event(item, key_text, record_ts, Source(topic, partition, offset, i)))
             except _Invalid as inv:
-                out.append(DeadLetter(inv.reason, inv.message, orjson.dumps(item), key, src))
+                if rejected is None:
+                    rejected = DeadLetter(inv.reason, inv.message, value, key,
+                                          Source(topic, partition, offset, i), 0, {})
+                    out.append(rejected)
+                rejected.count += 1
+                assert rejected.reasons is not None
+                rejected.reasons[inv.reason] = rejected.reasons.get(inv.reason, 0) + 1
+        if rejected is not None and rejected.count > 1:
+            rejected.message = (f"{rejected.count} of {len(doc)} events rejected; the first, at index "
+                                f"{rejected.source.index}: {rejected.message}")
         return out
     try:
         return [_event(doc, key_text, record_ts, source)]
@@ -292,19 +311,35 @@ def encode_scored(event: Event, verdict: Verdict) -> bytes:
     return orjson.dumps(scored_dict(event, verdict))
 
 
-# Keeps a dead-letter record under the broker's default 1 MB message limit.
+# A dead letter keeps at most these prefixes of the raw value, the key and the message:
+# ~90 KB in all (base64), far under any producer request size the settings allow.
 MAX_DEADLETTER_RAW = 64 * 1024
+MAX_DEADLETTER_KEY = 1024
+MAX_DEADLETTER_MESSAGE = 1000
+# Every dead letter fits in this many bytes (key of the record included); settings keep
+# the producer's max request size above it.
+MAX_DEADLETTER_BYTES = 4 * (MAX_DEADLETTER_RAW + MAX_DEADLETTER_KEY) // 3 + 8 * MAX_DEADLETTER_MESSAGE + 4096
+
+
+def deadletter_key(dl: DeadLetter) -> bytes | None:
+    """The Kafka key of a dead-letter record: the input key, cut to a bounded prefix."""
+    return None if dl.key is None else dl.key[:MAX_DEADLETTER_KEY]
 
 
 def encode_deadletter(dl: DeadLetter) -> bytes:
-    raw = dl.raw
+    raw, key = dl.raw, dl.key
     doc: dict[str, Any] = {
         "reason": dl.reason,
-        "message": dl.message,
+        "message": dl.message[:MAX_DEADLETTER_MESSAGE],
         "raw_b64": base64.b64encode(raw[:MAX_DEADLETTER_RAW]).decode("ascii") if raw is not None else None,
         "raw_bytes": len(raw) if raw is not None else 0,
         "raw_truncated": raw is not None and len(raw) > MAX_DEADLETTER_RAW,
-        "key_b64": base64.b64encode(dl.key).decode("ascii") if dl.key is not None else None,
+        "key_b64": base64.b64encode(key[:MAX_DEADLETTER_KEY]).decode("ascii") if key is not None else None,
+        "key_bytes": len(key) if key is not None else 0,
+        "key_truncated": key is not None and len(key) > MAX_DEADLETTER_KEY,
         "source": dl.source.as_dict(),
     }
+    if dl.reasons is not None:  # an array record: how many of its events, and why
+        doc["events"] = dl.count
+        doc["reasons"] = dl.reasons
     return orjson.dumps(doc)

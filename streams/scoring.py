@@ -17,6 +17,8 @@ from detectors.rules import PipelineFactory as RulesFactory
 from streams.codec import (
     DeadLetter,
     Event,
+    Source,
+    deadletter_key,
     decode_record,
     encode_deadletter,
     encode_forward,
@@ -161,11 +163,14 @@ class BatchScorer:
                 if quiet and (isinstance(item, DeadLetter) or item.forward):
                     continue  # written before the restart
                 if isinstance(item, DeadLetter):
-                    out.deadletters.append((item.key, encode_deadletter(item)))
-                    m.events_deadlettered.labels(item.reason).inc()
+                    self._deadletter(out, item)
                     continue
                 if item.forward:
-                    out.forwards.append((item.stream.encode("utf-8"), encode_forward(item)))
+                    fwd = encode_forward(item)
+                    if self._fits(item, fwd):
+                        out.forwards.append((item.stream.encode("utf-8"), fwd))
+                    else:
+                        self._too_large(out, item, fwd, rec)
                     continue
                 if scorer.already_learned(item.stream, rec.offset):
                     m.events_replayed.inc()
@@ -187,6 +192,9 @@ class BatchScorer:
                     continue
                 key = item.stream.encode("utf-8")
                 value = encode_scored(item, verdict)
+                if not self._fits(item, value):
+                    self._too_large(out, item, value, rec)
+                    continue
                 out.scores.append((key, value))
                 if verdict.is_anomaly:
                     out.anomalies.append((key, value))
@@ -215,3 +223,27 @@ class BatchScorer:
             m.event_lag.observe(max(0.0, sum(lag_sum_count) / len(lag_sum_count)))
         m.active_streams.set(len(self.scorer.pipelines))
         return out
+
+    def _deadletter(self, out: BatchOutput, dl: DeadLetter) -> None:
+        out.deadletters.append((deadletter_key(dl), encode_deadletter(dl)))
+        counter = self.metrics.events_deadlettered
+        if dl.reasons:
+            for reason, n in dl.reasons.items():
+                counter.labels(reason).inc(n)
+        else:
+            counter.labels(dl.reason).inc()
+
+    def _fits(self, event: Event, value: bytes) -> bool:
+        # The stream id (<= 256 characters) is the key of scored and forwarded records.
+        return len(value) + 4 * len(event.stream) <= self.settings.max_output_bytes
+
+    def _too_large(self, out: BatchOutput, event: Event, value: bytes, rec: RawRecord) -> None:
+        """An output the producer would reject (and with it the whole batch, forever):
+        dead-lettered with the input truncated instead."""
+        limit = self.settings.max_output_bytes
+        self._deadletter(out, DeadLetter(
+            "output_too_large",
+            f"the output for stream {event.stream[:64]!r} is {len(value)} bytes, over the "
+            f"producer's max request size allows ({limit}); send fewer or shorter tags and "
+            "feature names", rec.value, rec.key,
+            Source(event.source.topic, event.source.partition, event.source.offset, event.source.index)))

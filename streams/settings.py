@@ -72,6 +72,12 @@ class Settings:
     data_dir: str = _doc("directory for Faust's local data", default=".pynomaly-data")
     log_level: str = _doc("debug, info, warning or error", default="info")
     max_record_bytes: int = _doc("larger input records are dead-lettered", default=1_000_000)
+    # Kafka producers' max.request.size defaults to 1 MiB and brokers' message.max.bytes to
+    # ~1 MiB; Faust's own default is 1,000,000. Every output is kept under this (dead letters
+    # are truncated, outputs over it are dead-lettered), so one record can never fail a batch.
+    producer_max_request_bytes: int = _doc(
+        "largest produce request (the producer's max.request.size); outputs are kept under it",
+        default=1_000_000)
     max_events_per_record: int = _doc("largest JSON array of events in one record", default=10_000)
     batch_max_events: int = _doc("events taken from the stream per scoring batch", default=1000)
     # 100,000 streams of the default detector are ~600 MiB (~5.9 KiB each, docs/scaling.md):
@@ -111,6 +117,8 @@ class Settings:
         _check(0 < self.web_port < 65536, "web_port", "a TCP port between 1 and 65535")
         _check(0.0 < self.threshold <= 1.0, "threshold", "a number in (0, 1]")
         _check(self.max_record_bytes >= 64, "max_record_bytes", "an integer >= 64")
+        _check(self.producer_max_request_bytes >= 131_072, "producer_max_request_bytes",
+               "an integer >= 131072 (a dead letter takes up to ~100 KB)")
         _check(self.batch_max_events >= 1, "batch_max_events", "an integer >= 1")
         _check(self.max_streams_in_memory >= 0, "max_streams_in_memory", "an integer >= 0 (0 = no cap)")
         _check(self.batch_within_s > 0, "batch_within_s", "a number of seconds > 0")
@@ -141,6 +149,11 @@ class Settings:
                 "host:port[,host:port...], for example 127.0.0.1:9092",
                 self.kafka_bootstrap,
             )
+
+    @property
+    def max_output_bytes(self) -> int:
+        """Largest key + value of one output record: the request size less batch overhead."""
+        return self.producer_max_request_bytes - 1024
 
     @property
     def output_topics(self) -> tuple[str, ...]:
