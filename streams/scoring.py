@@ -82,13 +82,13 @@ class StreamScorer:
         self.pipelines[stream] = pipeline
         self.owner[stream] = (partition, offset)
 
-    def already_learned(self, stream: str, offset: int) -> bool:
-        """True for a replayed event the restored checkpoint already covers."""
-        owned = self.owner.get(stream)
-        return owned is not None and offset <= owned[1]
-
     def learned(self, stream: str, partition: int, offset: int) -> None:
-        self.owner[stream] = (partition, offset)
+        owned = self.owner.get(stream)
+        if owned is None or owned[0] == partition:
+            # The owning partition stays the first one learned from: its offsets (and only
+            # its) tell replays apart. Events of other partitions are learned too, never
+            # skipped; a crash can only make them duplicates.
+            self.owner[stream] = (partition, offset)
         self.dirty.add(stream)
         self.progress[partition] = offset
 
@@ -149,6 +149,7 @@ class BatchScorer:
         lag_sum_count: list[float] = []
         now = self.clock()
         emitted = scorer.emitted  # empty except while replaying after a restart
+        owner_of = scorer.owner.get
         for rec in records:
             n_records += 1
             quiet = bool(emitted) and scorer.replayed_quietly(rec.partition, rec.offset)
@@ -172,9 +173,13 @@ class BatchScorer:
                     else:
                         self._too_large(out, item, fwd, rec)
                     continue
-                if scorer.already_learned(item.stream, rec.offset):
-                    m.events_replayed.inc()
-                    continue
+                owned = owner_of(item.stream)
+                if owned is not None:
+                    if owned[0] != rec.partition:
+                        m.ownership_violations.inc()  # scored all the same, never dropped
+                    elif rec.offset <= owned[1]:
+                        m.events_replayed.inc()  # the restored checkpoint covers it
+                        continue
                 try:
                     verdict = pipeline(item).process(item.features, item.ts)
                 except Exception:
