@@ -23,10 +23,11 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from detectors.state import MAGIC, StateSignatureError, sign_payload, verify_payload
-from streams.compacted import read_to_end, restore_consumer_kwargs
+from streams.compacted import log_end, read_to_end, restore_consumer_kwargs
 from streams.kafka_auth import aiokafka_auth_kwargs
 from streams.metrics import Metrics
 from streams.scoring import StreamScorer
@@ -41,7 +42,8 @@ log = logging.getLogger(__name__)
 CheckpointSignatureError = StateSignatureError
 sign = sign_payload
 verify = verify_payload
-__all__ = ["MAGIC", "CheckpointSignatureError", "CheckpointStore", "load_state", "sign", "state_key", "verify"]
+__all__ = ["MAGIC", "CheckpointSignatureError", "CheckpointStore", "dump_state", "load_state", "sign",
+           "state_key", "verify"]
 
 
 # The key of the progress marks in the state topic: not valid UTF-8, so never a stream's key.
@@ -50,12 +52,25 @@ MARK_SEND_S = 0.001
 PROGRESS_KEY = b"\xff\xfepynomaly-emitted"
 
 
-def _progress_payload(partition: int, offset: int) -> bytes:
-    # The partition is signed too: a mark copied to another partition is rejected.
-    return b"emitted %d %d" % (partition, offset)
+def _progress_payload(topic: str, partition: int, offset: int) -> bytes:
+    # Topic and partition are signed too: a mark copied to another partition, or left by
+    # another topic of the same name's past, is rejected or checked against the log end.
+    return b"emitted %s %d %d" % (topic.encode("utf-8"), partition, offset)
 
 
-def load_state(blob: bytes, key: bytes) -> tuple[int, Any]:
+def _state_header(topic: str, partition: int, stream: str) -> bytes:
+    # Signed with the state: a checkpoint copied under another stream's key, to another
+    # partition, or from another events topic is rejected (issue 13, finding 6).
+    return orjson.dumps(["pynomaly-state", 2, topic, partition, stream]) + b"\n"
+
+
+def dump_state(key: bytes, topic: str, partition: int, stream: str, offset: int, pipeline: Any) -> bytes:
+    """A stream's signed checkpoint: (offset learned, pipeline), bound to where it belongs."""
+    return sign(_state_header(topic, partition, stream)
+                + pickle.dumps((offset, pipeline), protocol=pickle.HIGHEST_PROTOCOL), key)
+
+
+def load_state(blob: bytes, key: bytes, topic: str, partition: int, stream: str) -> tuple[int, Any]:
     """(offset learned, pipeline) of a checkpoint; CheckpointSignatureError when unusable.
 
     A genuine checkpoint written by another code version (a detector class renamed or
@@ -64,8 +79,13 @@ def load_state(blob: bytes, key: bytes) -> tuple[int, Any]:
     restart.
     """
     payload = verify(blob, key)
+    header = _state_header(topic, partition, stream)
+    if not payload.startswith(header):
+        raise CheckpointSignatureError(
+            "a checkpoint signed for another stream, partition or events topic (copied, or "
+            "written before checkpoints named them); refusing it")
     try:
-        offset, pipeline = pickle.loads(payload)  # noqa: S301 (verified above)
+        offset, pipeline = pickle.loads(payload[len(header):])  # noqa: S301 (verified above)
     except Exception as exc:
         raise CheckpointSignatureError(
             f"signed state this version cannot load ({type(exc).__name__}: {exc})") from None
@@ -101,6 +121,7 @@ class CheckpointStore:
         self.key = key
         self.clock = clock
         self.topic = settings.topic_state
+        self.events_topic = settings.topic_events
         self.restored: set[int] = set()
         self._restoring: dict[int, asyncio.Task[int]] = {}
         self._last = clock()
@@ -108,6 +129,8 @@ class CheckpointStore:
         # Set when max_streams_in_memory caps the streams in memory (streams/eviction.py).
         self.evictor: StreamEvictor | None = None
         self._marked: dict[int, int] = {}  # progress marks written: partition -> offset
+        # events partition -> its log end when restored, where a restored offset was checked
+        self.log_ends: dict[int, int] = {}
         self._failed = False  # a batch failed after learning: see batch_failed
         # Held while a batch is scored and its outputs produced: a checkpoint must never
         # cover events whose outputs are not yet acknowledged.
@@ -173,7 +196,7 @@ class CheckpointStore:
             for p, o in moved.items():
                 # A closed batch of its own goes out at once, without the producer's linger.
                 batch = producer.create_batch()
-                batch.append(key=PROGRESS_KEY, value=sign(_progress_payload(p, o), self.key),
+                batch.append(key=PROGRESS_KEY, value=sign(_progress_payload(self.events_topic, p, o), self.key),
                              timestamp=None)
                 pending.append(await producer.send_batch(batch, self.topic, partition=p))
             # Let the sender write the request before the next batch's scoring holds the
@@ -241,7 +264,7 @@ class CheckpointStore:
             pipeline = scorer.pipelines.get(stream)
             if pipeline is None:
                 continue
-            blob = sign(pickle.dumps((offset, pipeline), protocol=pickle.HIGHEST_PROTOCOL), self.key)
+            blob = dump_state(self.key, self.events_topic, partition, stream, offset, pipeline)
             out.append((stream, partition, blob))
         return out
 
@@ -295,45 +318,80 @@ class CheckpointStore:
                     latest.move_to_end(stream)
                     if limit is not None and len(latest) > limit:
                         latest.popitem(last=False)
+            loaded: list[tuple[str, int, Any]] = []
+            for stream, blob in latest.items():
+                try:
+                    offset, pipeline = load_state(blob, self.key, self.events_topic, partition, stream)
+                except CheckpointSignatureError as exc:
+                    self.metrics.checkpoint_restores.labels("rejected").inc()
+                    log.warning("rejected checkpoint of a stream on partition %d: %s; it re-warms",
+                                partition, exc)
+                    continue
+                loaded.append((stream, offset, pipeline))
+            mark_offset = self._verify_mark(partition, mark)
+            # Offsets past the events partition's end are of another incarnation of it (a
+            # recreated topic, an offset reset, a failover to a mirror): taken as they are,
+            # every new event below them would look replayed and get no score.
+            highest = max([o for _, o, _ in loaded] + [-1 if mark_offset is None else mark_offset])
+            end = await self._events_end(consumer, partition, highest) if highest >= 0 else 0
         finally:
             await consumer.stop()
-        self._restore_mark(partition, mark)
+        if highest >= 0:
+            self.log_ends[partition] = end
+        if mark_offset is not None and mark_offset >= end:
+            log.warning("partition %d: ignoring the progress mark at offset %d, above the log end "
+                        "%d of %s (a recreated topic or an offset reset?)",
+                        partition, mark_offset, end, self.events_topic)
+            mark_offset = None
+        if mark_offset is not None:
+            self.scorer.emitted[partition] = mark_offset
+            self._marked[partition] = mark_offset
+            log.info("partition %d: outputs were written up to offset %d", partition, mark_offset)
         if self.evictor is not None:
             self.evictor.plan(partition, offsets, loaded=latest)
-        restored = 0
-        for stream, blob in latest.items():
-            try:
-                offset, pipeline = load_state(blob, self.key)
-            except CheckpointSignatureError as exc:
-                self.metrics.checkpoint_restores.labels("rejected").inc()
-                log.warning("rejected checkpoint of a stream on partition %d: %s; it re-warms", partition, exc)
-                continue
+        restored = stale = 0
+        for stream, offset, pipeline in loaded:
+            if offset >= end:
+                stale += 1
+                offset = -1  # the model stays; no event of this partition is a replay of it
             bind = getattr(pipeline.detector, "bind", None)
             if bind is not None:  # windowed detectors need this worker's refit pool back
                 bind(self.executor, None)
             self.scorer.restore(stream, pipeline, partition, offset)
             restored += 1
+        if stale:
+            log.warning("partition %d: %d checkpoints learned up to offsets above the log end %d "
+                        "of %s; their offsets are ignored (a recreated topic or an offset reset?)",
+                        partition, stale, end, self.events_topic)
         self.metrics.checkpoint_restores.labels("ok").inc(restored)
         log.info("restored %d streams of partition %d in %.3fs", restored, partition,
                  time.perf_counter() - started)
         return restored
 
-    def _restore_mark(self, partition: int, mark: bytes | None) -> None:
-        """The previous owner's progress mark: its replayed outputs are not written again."""
+    def _verify_mark(self, partition: int, mark: bytes | None) -> int | None:
+        """The offset of the previous owner's progress mark, if genuine and this partition's:
+        its replayed outputs are not written again."""
         if mark is None:
-            return
+            return None
         try:
             words = verify(mark, self.key).split()
-            offset = int(words[2])
-            if words[:2] != [b"emitted", b"%d" % partition]:
-                raise CheckpointSignatureError("progress mark of another partition")
+            offset = int(words[3])
+            if words[:3] != [b"emitted", self.events_topic.encode("utf-8"), b"%d" % partition]:
+                raise CheckpointSignatureError("progress mark of another partition or topic")
         except (CheckpointSignatureError, ValueError, IndexError) as exc:
             self.metrics.checkpoint_restores.labels("rejected").inc()
             log.warning("rejected progress mark of partition %d: %s", partition, exc)
-            return
-        self.scorer.emitted[partition] = offset
-        self._marked[partition] = offset
-        log.info("partition %d: outputs were written up to offset %d", partition, offset)
+            return None
+        return offset
+
+    async def _events_end(self, consumer: AIOKafkaConsumer, partition: int, highest: int) -> int:
+        """The log end of events ``partition``; on error, past ``highest`` (trust the offsets)."""
+        try:
+            return await log_end(consumer, TopicPartition(self.events_topic, partition), highest)
+        except Exception as exc:
+            log.warning("could not read the log end of %s[%d]: %r; trusting restored offsets",
+                        self.events_topic, partition, exc)
+            return highest + 1
 
     async def on_revoked(self, partitions: set[int]) -> None:
         """Write the revoked partitions' state for their next owner, then drop it here."""
