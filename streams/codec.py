@@ -29,6 +29,8 @@ REASONS = {
     "missing_value": "neither 'value' nor 'values' is present",
     "bad_value": "'value'/'values' is not a finite number (or an object of them)",
     "bad_ts": "'ts' is neither an RFC 3339 string nor Unix seconds",
+    "ts_out_of_range": "the event time is further ahead of the clock than max_event_future_s "
+                       "(or behind it than max_event_age_s)",
     "bad_tags": "'tags' is not an object of string values",
     "bad_origin": "'_origin' is not a valid forwarding marker",
     "output_too_large": "the scored or forwarded record would exceed the producer's max request size",
@@ -38,6 +40,10 @@ MAX_STREAM_LEN = 256
 MAX_FEATURES = 1000
 # Unix seconds beyond this are almost surely milliseconds (year 5138).
 MAX_UNIX_SECONDS = 1e11
+# (earliest, latest) event time accepted, Unix seconds: the worker derives it from its
+# clock per batch (settings max_event_age_s, max_event_future_s).
+TsRange = tuple[float, float]
+ANY_TS: TsRange = (0.0, MAX_UNIX_SECONDS)
 
 
 @dataclasses.dataclass(slots=True)
@@ -122,8 +128,20 @@ def _number(name: str, raw: Any) -> float:
     return value
 
 
+def _check_range(ts: float, ts_range: TsRange) -> None:
+    lo, hi = ts_range
+    if not lo <= ts <= hi:
+        fmt = "%Y-%m-%dT%H:%M:%SZ"
+        bound = (f"more than max_event_future_s ahead of the worker's clock (latest accepted "
+                 f"{datetime.fromtimestamp(hi, UTC).strftime(fmt)})" if ts > hi else
+                 f"more than max_event_age_s behind the worker's clock (earliest accepted "
+                 f"{datetime.fromtimestamp(lo, UTC).strftime(fmt)})")
+        raise _Invalid("ts_out_of_range", f"the event time {ts!r} is {bound}; send Unix seconds "
+                       "or RFC 3339 from a synchronised clock")
+
+
 def _event(
-    obj: Any, key: str | None, record_ts: float, source: Source
+    obj: Any, key: str | None, record_ts: float, source: Source, ts_range: TsRange = ANY_TS
 ) -> Event:
     if not isinstance(obj, dict):
         raise _Invalid("not_object", f"expected a JSON object, got {type(obj).__name__}")
@@ -147,6 +165,7 @@ def _event(
         raise _Invalid("missing_value", "the event has neither 'value' nor 'values'")
     ts_raw = obj.get("ts")
     ts = record_ts if ts_raw is None else parse_ts(ts_raw)
+    _check_range(ts, ts_range)
     tags = obj.get("tags")
     if tags is not None:
         if not isinstance(tags, dict) or not all(
@@ -170,7 +189,7 @@ def _event(
 
 def _common_event(
     doc: dict[str, Any], key: bytes | None, record_ts_ms: int | None,
-    topic: str, partition: int, offset: int,
+    topic: str, partition: int, offset: int, ts_range: TsRange = ANY_TS,
 ) -> Event | None:
     """The common shape ``{"stream": str, "value": number[, "ts": number]}``, decoded with
     a few type checks; None for anything else, which takes the full path (that path also
@@ -188,12 +207,14 @@ def _common_event(
         if n != 2:  # a third field that is not "ts", or "ts": null
             return None
         ts = (record_ts_ms or 0) / 1000.0
+        if not ts_range[0] <= ts <= ts_range[1]:
+            return None
     else:
         tt = type(ts_raw)
         if n != 3 or (tt is not float and tt is not int):
             return None
         ts = float(ts_raw)
-        if not 0.0 <= ts <= MAX_UNIX_SECONDS:  # NaN fails too
+        if not ts_range[0] <= ts <= ts_range[1]:  # NaN fails too
             return None
     try:
         v = float(value)
@@ -215,8 +236,12 @@ def decode_record(
     offset: int,
     max_bytes: int,
     max_events: int,
+    ts_range: TsRange = ANY_TS,
 ) -> list[Event | DeadLetter]:
-    """Decode one input record into events and dead letters; never raises."""
+    """Decode one input record into events and dead letters; never raises.
+
+    Event times (``ts``, or the record timestamp without one) outside ``ts_range`` are
+    dead-lettered as ``ts_out_of_range``."""
     source = Source(topic, partition, offset)
     # The key counts too: it is copied into outputs, and Kafka limits key and value together.
     n_bytes = (len(value) if value is not None else 0) + (len(key) if key is not None else 0)
@@ -231,7 +256,7 @@ def decode_record(
     except orjson.JSONDecodeError as exc:
         return [DeadLetter("not_json", f"value is not valid JSON: {exc}"[:300], value, key, source)]
     if type(doc) is dict:
-        common = _common_event(doc, key, record_ts_ms, topic, partition, offset)
+        common = _common_event(doc, key, record_ts_ms, topic, partition, offset, ts_range)
         if common is not None:
             return [common]
     try:
@@ -253,7 +278,7 @@ def decode_record(
         rejected: DeadLetter | None = None
         for i, item in enumerate(doc):
             try:
-                out.append(_event(item, key_text, record_ts, Source(topic, partition, offset, i)))
+                out.append(_event(item, key_text, record_ts, Source(topic, partition, offset, i), ts_range))
             except _Invalid as inv:
                 if rejected is None:
                     rejected = DeadLetter(inv.reason, inv.message, value, key,
@@ -267,7 +292,7 @@ def decode_record(
                                 f"{rejected.source.index}: {rejected.message}")
         return out
     try:
-        return [_event(doc, key_text, record_ts, source)]
+        return [_event(doc, key_text, record_ts, source, ts_range)]
     except _Invalid as inv:
         return [DeadLetter(inv.reason, inv.message, value, key, source)]
 

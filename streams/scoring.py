@@ -15,6 +15,7 @@ from concurrent.futures import Executor
 from detectors.pipeline import StreamPipeline
 from detectors.rules import PipelineFactory as RulesFactory
 from streams.codec import (
+    MAX_UNIX_SECONDS,
     DeadLetter,
     Event,
     Source,
@@ -148,6 +149,10 @@ class BatchScorer:
         watched = m.score_streams
         lag_sum_count: list[float] = []
         now = self.clock()
+        # Event times far ahead of the clock (milliseconds sent as seconds, a wrong year)
+        # would move alerting's watermark past every open incident and silence.
+        ts_range = (now - s.max_event_age_s if s.max_event_age_s else 0.0,
+                    min(now + s.max_event_future_s, MAX_UNIX_SECONDS))
         emitted = scorer.emitted  # empty except while replaying after a restart
         owner_of = scorer.owner.get
         for rec in records:
@@ -155,7 +160,7 @@ class BatchScorer:
             quiet = bool(emitted) and scorer.replayed_quietly(rec.partition, rec.offset)
             items = decode_record(
                 rec.key, rec.value, rec.timestamp_ms, rec.topic, rec.partition, rec.offset,
-                s.max_record_bytes, s.max_events_per_record,
+                s.max_record_bytes, s.max_events_per_record, ts_range,
             )
             # The events of one array record share its offset: mark them learned only after
             # the whole record, or every event after the first would look replayed.

@@ -79,6 +79,15 @@ class Settings:
         "largest produce request (the producer's max.request.size); outputs are kept under it",
         default=1_000_000)
     max_events_per_record: int = _doc("largest JSON array of events in one record", default=10_000)
+    # A day ahead: producers' clock skew, and local times sent as UTC (up to 14 h ahead).
+    # Producers with synchronised clocks can use minutes. No age limit by default:
+    # backfills and replays of old data (NAB is from 2013-2015) are legitimate.
+    max_event_future_s: float = _doc(
+        "events whose time is further ahead of the worker's clock are dead-lettered "
+        "(ts_out_of_range), seconds", default=86_400.0)
+    max_event_age_s: float = _doc(
+        "events whose time is further behind the worker's clock are dead-lettered, seconds "
+        "(0 = no limit)", default=0.0)
     batch_max_events: int = _doc("events taken from the stream per scoring batch", default=1000)
     # 100,000 streams of the default detector are ~600 MiB (~5.9 KiB each, docs/scaling.md):
     # a worker of usual size never evicts, a flood of new keys cannot exhaust its memory.
@@ -119,6 +128,8 @@ class Settings:
         _check(self.max_record_bytes >= 64, "max_record_bytes", "an integer >= 64")
         _check(self.producer_max_request_bytes >= 131_072, "producer_max_request_bytes",
                "an integer >= 131072 (a dead letter takes up to ~100 KB)")
+        _check(self.max_event_future_s > 0, "max_event_future_s", "a number of seconds > 0")
+        _check(self.max_event_age_s >= 0, "max_event_age_s", "a number of seconds >= 0 (0 = no limit)")
         _check(self.batch_max_events >= 1, "batch_max_events", "an integer >= 1")
         _check(self.max_streams_in_memory >= 0, "max_streams_in_memory", "an integer >= 0 (0 = no cap)")
         _check(self.batch_within_s > 0, "batch_within_s", "a number of seconds > 0")
