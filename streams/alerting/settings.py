@@ -74,6 +74,9 @@ class AlertingSettings:
     control_token: Secret = _doc("bearer token the control endpoints (/incidents, /silences, "
                                  "/feedback) require; empty: no token (bind 127.0.0.1 only)",
                                  default=Secret(""))
+    control_max_silences: int = _doc("most silences the control API holds at once", default=1000)
+    control_max_silence_s: float = _doc("longest silence the control API creates, seconds",
+                                        default=7 * 86_400.0)
     notify_update_interval_s: float = _doc("chat updates (on escalation) at most this often",
                                            default=1800.0)
     default_sinks: tuple[str, ...] = _doc("sinks of the default route (empty: all enabled)", default=())
@@ -93,6 +96,7 @@ class AlertingSettings:
 
     def __post_init__(self) -> None:
         for name in ("quiet_s", "group_window_s", "http_timeout_s", "rate_per_s", "slack_rate_per_s",
+                     "control_max_silence_s",
                      "deadline_s", "base_backoff_s"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"invalid setting {name} / PYNOMALY_{name.upper()}: expected > 0")
@@ -106,7 +110,7 @@ class AlertingSettings:
         if self.false_positive_strict_s < 0:
             raise SettingsError("invalid setting false_positive_strict_s / "
                                 "PYNOMALY_FALSE_POSITIVE_STRICT_S: expected >= 0")
-        for name in ("min_count", "max_attempts", "breaker_failures", "group_top_n",
+        for name in ("min_count", "max_attempts", "breaker_failures", "group_top_n", "control_max_silences",
                      "false_positive_strict_max_steps"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"invalid setting {name} / PYNOMALY_{name.upper()}: expected >= 1")
