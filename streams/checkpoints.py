@@ -16,6 +16,7 @@ import asyncio
 import collections
 import functools
 import hashlib
+import ipaddress
 import logging
 import pickle
 import time
@@ -96,10 +97,26 @@ def state_key(settings: Settings) -> bytes | None:
     key = settings.state_hmac_key.reveal()
     if key:
         return key.encode("utf-8")
-    if settings.dev_broker:
-        # Dev and tests only: a fixed key so state survives restarts out of the box.
+    if settings.dev_broker and _loopback_only(settings.kafka_bootstrap):
+        # Dev and tests only: a fixed key so state survives restarts out of the box. It is
+        # derived from the app id, so anyone can compute it: never for a reachable cluster.
         return hashlib.sha256(b"pynomaly-dev:" + settings.app_id.encode()).digest()
+    if settings.dev_broker:
+        log.warning("the dev-broker profile derives no state key for brokers beyond loopback "
+                    "(%s): set PYNOMALY_STATE_HMAC_KEY", settings.kafka_bootstrap)
     return None
+
+
+def _loopback_only(bootstrap: str) -> bool:
+    hosts = [hp.strip().rpartition(":")[0].strip("[]") for hp in bootstrap.split(",")]
+    return all(h == "localhost" or _is_loopback_ip(h) for h in hosts)
+
+
+def _is_loopback_ip(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class CheckpointStore:
