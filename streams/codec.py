@@ -34,6 +34,7 @@ REASONS = {
     "bad_tags": "'tags' is not an object of string values",
     "bad_origin": "'_origin' is not a valid forwarding marker",
     "output_too_large": "the scored or forwarded record would exceed the producer's max request size",
+    "detector_failed": "the stream's detector failed on the event, even freshly started",
 }
 
 MAX_STREAM_LEN = 256

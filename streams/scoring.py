@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
 
 from detectors.pipeline import StreamPipeline
+from detectors.protocol import Verdict
 from detectors.rules import PipelineFactory as RulesFactory
 from streams.codec import (
     MAX_UNIX_SECONDS,
@@ -138,6 +139,7 @@ class BatchScorer:
         self.scorer = scorer
         self.metrics = metrics
         self.clock = clock
+        self._traced: set[str] = set()  # detector types whose failure was logged with a traceback
 
     def run(self, records: Iterable[RawRecord]) -> BatchOutput:
         s = self.settings
@@ -187,12 +189,14 @@ class BatchScorer:
                         continue
                 try:
                     verdict = pipeline(item).process(item.features, item.ts)
-                except Exception:
+                except Exception as exc:
                     # A detector bug or an incompatible restored state must not fail the batch
                     # (and every retry of it): the stream starts over with a fresh pipeline.
-                    log.exception("stream %r: its detector failed; starting it over", item.stream)
                     m.errors.labels(component="score").inc()
-                    verdict = scorer.reset(item).process(item.features, item.ts)
+                    fresh = self._detector_failed(out, item, exc)
+                    if fresh is None:
+                        continue
+                    verdict = fresh
                 if learned_here is None:
                     learned_here = [item.stream]
                 else:
@@ -233,6 +237,27 @@ class BatchScorer:
             m.event_lag.observe(max(0.0, sum(lag_sum_count) / len(lag_sum_count)))
         m.active_streams.set(len(self.scorer.pipelines))
         return out
+
+    def _detector_failed(self, out: BatchOutput, event: Event, exc: Exception) -> Verdict | None:
+        """The verdict of a fresh pipeline for ``event``; None (and a dead letter) if that
+        fails too. One traceback per detector type: a detector failing on every event must
+        not write one per event."""
+        kind = type(getattr(self.scorer.pipelines.get(event.stream), "detector", None)).__name__
+        if kind not in self._traced:
+            self._traced.add(kind)
+            log.error("stream %r: its detector %s failed; starting it over", event.stream, kind,
+                      exc_info=exc)
+        else:
+            log.warning("stream %r: its detector %s failed (%s: %s); starting it over",
+                        event.stream, kind, type(exc).__name__, str(exc)[:200])
+        try:
+            return self.scorer.reset(event).process(event.features, event.ts)
+        except Exception as again:
+            self._deadletter(out, DeadLetter(
+                "detector_failed", f"the detector {kind} failed on this event, even freshly started "
+                f"({type(again).__name__}: {str(again)[:200]}); report it with the raw event",
+                encode_forward(event), event.stream.encode("utf-8"), event.source))
+            return None
 
     def _deadletter(self, out: BatchOutput, dl: DeadLetter) -> None:
         out.deadletters.append((deadletter_key(dl), encode_deadletter(dl)))

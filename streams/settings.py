@@ -113,8 +113,9 @@ class Settings:
     kafka_ssl_cafile: str = _doc("CA bundle for TLS", default="")
     kafka_ssl_certfile: str = _doc("client certificate for mutual TLS", default="")
     kafka_ssl_keyfile: str = _doc("client key for mutual TLS", default="")
+    # Not in repr: the [alerting] table may hold webhook URLs, tokens and secrets.
     extra: Mapping[str, Any] = _doc(
-        "TOML tables other packages read (detectors, alerting...)", default_factory=dict
+        "TOML tables other packages read (detectors, alerting...)", default_factory=dict, repr=False
     )
 
     def __post_init__(self) -> None:

@@ -61,3 +61,14 @@ def test_prod_docs_say_to_create_the_control_token() -> None:
 def test_the_derived_dev_key_is_only_for_a_broker_on_loopback(bootstrap: str) -> None:
     assert state_key(load_settings(environ={}, dev_broker=True, kafka_bootstrap=bootstrap)) is None
     assert state_key(load_settings(environ={}, dev_broker=True, kafka_bootstrap="127.0.0.1:9092")) is not None
+
+
+def test_the_image_installs_with_the_pinned_constraints() -> None:
+    from tests.deploy.support import ROOT
+    from tests.deploy.test_dockerfile import instructions, stages
+
+    builder = stages(instructions((ROOT / "Dockerfile").read_text()))[0]
+    copied = {tok for k, a in builder if k == "COPY" for tok in a.split()[:-1]}
+    assert "constraints.txt" in copied
+    installs = [a for k, a in builder if k == "RUN" and "pip install" in a]
+    assert installs and all("-c constraints.txt" in a for a in installs), installs
