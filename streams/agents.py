@@ -348,7 +348,12 @@ def register_scoring(app: faust.App, runtime: Runtime) -> None:
             await produce_batch(app, runtime, batch_scorer.run(records), producer)
         else:
             async with checkpoints.batch_lock:
-                await produce_batch(app, runtime, batch_scorer.run(records), producer)
+                try:
+                    await produce_batch(app, runtime, batch_scorer.run(records), producer)
+                except BaseException:
+                    # Learned, maybe not acknowledged: no mark or checkpoint may claim it.
+                    checkpoints.batch_failed()
+                    raise
         batch_duration.observe(time.perf_counter() - started)
         if checkpoints is not None:
             await checkpoints.maybe_checkpoint()

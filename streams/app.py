@@ -168,12 +168,8 @@ def cap_streams(app: faust.App, runtime: Runtime, evictor: StreamEvictor) -> Non
             # A partition's assignment restore must index its evicted streams first.
             await store.ensure_restored({msg.partition for msg in messages})
         await evictor.restore_for(msg.key for msg in messages)
-        try:
-            await process(messages)  # returns once the batch's outputs are acknowledged
-        except BaseException:
-            if store is not None:  # the worker is going down: nothing may claim this batch
-                store.batch_failed()
-            raise
+        # Returns once the batch's outputs are acknowledged; a failure marks the store failed.
+        await process(messages)
         evictor.touch(msg.key for msg in messages)
         if store is not None:
             async with store.batch_lock:  # no checkpoint snapshot of a half-evicted stream
