@@ -16,7 +16,6 @@ import asyncio
 import collections
 import functools
 import hashlib
-import ipaddress
 import logging
 import pickle
 import time
@@ -32,7 +31,7 @@ from streams.compacted import log_end, read_to_end, restore_consumer_kwargs
 from streams.kafka_auth import aiokafka_auth_kwargs
 from streams.metrics import Metrics
 from streams.scoring import StreamScorer
-from streams.settings import Settings
+from streams.settings import Settings, is_loopback_host
 
 if TYPE_CHECKING:
     from streams.eviction import StreamEvictor
@@ -108,15 +107,7 @@ def state_key(settings: Settings) -> bytes | None:
 
 
 def _loopback_only(bootstrap: str) -> bool:
-    hosts = [hp.strip().rpartition(":")[0].strip("[]") for hp in bootstrap.split(",")]
-    return all(h == "localhost" or _is_loopback_ip(h) for h in hosts)
-
-
-def _is_loopback_ip(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return all(is_loopback_host(hp.strip().rpartition(":")[0]) for hp in bootstrap.split(","))
 
 
 class CheckpointStore:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-import ipaddress
 import logging
 import math
 import re
@@ -40,7 +39,7 @@ from streams.alerting.feedback_cli import LABELS
 from streams.alerting.records import InvalidRecord
 from streams.alerting.settings import AlertingSettings
 from streams.errors import PynomalyError, SettingsError
-from streams.settings import Settings
+from streams.settings import Settings, is_loopback_host
 
 log = logging.getLogger(__name__)
 
@@ -193,18 +192,9 @@ def _matches_everything(glob: str) -> bool:
     return not _WILDCARDS.sub("", glob)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
-
-
 def check_exposure(settings: Settings, alerting_settings: AlertingSettings) -> None:
     """Refuse to serve the control endpoints beyond loopback without a token."""
-    if not alerting_settings.control_token and not _is_loopback(settings.web_host):
+    if not alerting_settings.control_token and not is_loopback_host(settings.web_host):
         raise SettingsError(
             f"the control endpoints (/silences, /feedback) would be served on {settings.web_host} "
             "without a token: set PYNOMALY_CONTROL_TOKEN to a long random secret, or bind the web "
