@@ -23,7 +23,6 @@ import dataclasses
 import hmac
 import logging
 import math
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -38,6 +37,7 @@ from streams.alerting.feedback import parse_feedback
 from streams.alerting.feedback_cli import LABELS
 from streams.alerting.records import InvalidRecord
 from streams.alerting.settings import AlertingSettings
+from streams.alerting.silences import silences_everything
 from streams.errors import PynomalyError, SettingsError
 from streams.settings import Settings, is_loopback_host
 
@@ -106,7 +106,7 @@ class ControlAPI:
             raise BadRequest("'stream' must be a non-empty glob such as 'payments.*'")
         if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
             raise BadRequest("'tags' must be an object of tag name -> glob (strings)")
-        if _matches_everything(stream) and all(_matches_everything(g) for g in tags.values()):
+        if silences_everything(stream, tags):
             raise BadRequest("give 'stream' or 'tags' a glob with a literal part (such as "
                              "'payments.*'): a silence of everything is refused")
         ends_at = doc.get("ends_at")
@@ -153,7 +153,7 @@ class ControlAPI:
         if isinstance(doc, dict) and doc.get("kind") not in LABELS:
             raise BadRequest(f"'kind' must be one of {', '.join(LABELS)} (silences: POST /silences)")
         try:
-            fb = parse_feedback(doc)
+            fb = parse_feedback(doc, now=self.clock())
         except InvalidRecord as exc:
             raise BadRequest(exc.message) from None
         record = dict(doc)
@@ -181,15 +181,6 @@ class BadRequest(ValueError):
 def _is_json(content_type: str | None) -> bool:
     media = (content_type or "").split(";", 1)[0].strip().lower()
     return media == "application/json"
-
-
-_WILDCARDS = re.compile(r"\[!?\]?[^\]]*\]|[*?]")
-
-
-def _matches_everything(glob: str) -> bool:
-    """True for a glob without a literal character (``*``, ``**``, ``?*``, ``[a-z]*``...):
-    it matches every stream (or tag value) that exists, or nearly."""
-    return not _WILDCARDS.sub("", glob)
 
 
 def check_exposure(settings: Settings, alerting_settings: AlertingSettings) -> None:
