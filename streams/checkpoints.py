@@ -149,12 +149,16 @@ class CheckpointStore:
         # high watermark (streams.compacted), which the dev broker reports correctly.
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka_bootstrap, linger_ms=5, acks="all",
+            max_request_size=self.settings.producer_max_request_bytes,
             **aiokafka_auth_kwargs(self.settings),
         )
         await self._producer.start()
 
     async def stop(self) -> None:
-        await self.checkpoint()
+        try:
+            await self.checkpoint()
+        except Exception as exc:  # the producer must still be stopped
+            log.warning("final checkpoint failed (%s: %s)", type(exc).__name__, str(exc)[:200])
         if self.evictor is not None:
             await self.evictor.stop()
         if self._producer is not None:
@@ -170,7 +174,15 @@ class CheckpointStore:
         await self.mark_progress()
         if self.clock() - self._last < self.settings.checkpoint_interval_s:
             return 0
-        return await self.checkpoint()
+        try:
+            return await self.checkpoint()
+        except Exception as exc:
+            # The batch's outputs are acknowledged: failing it now would replay it (and, for a
+            # state over the request size, fail every retry the same way). The streams stay
+            # dirty and are tried again; a crash meanwhile re-warms from older state.
+            log.warning("checkpoint failed (%s: %s); retried at the next interval",
+                        type(exc).__name__, str(exc)[:200])
+            return 0
 
     def batch_failed(self) -> None:
         """A batch raised after its events were learned but maybe before all its outputs
