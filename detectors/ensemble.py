@@ -34,7 +34,6 @@ import numpy as np
 from detectors.protocol import Features
 from detectors.rank_windows import capacity_for, grow, new_buffer, pack, step, unpack
 from detectors.rarity_params import StateVersionError, log_tail, params
-from detectors.registry import register
 
 _SQRT2 = math.sqrt(2.0)
 MAX_SPIKE_LEN = 3  # points beyond the range that still count as one spike, not a level shift
@@ -49,7 +48,6 @@ _sqrt = math.sqrt
 _Evidence = tuple[float, float, float, float, float, float, float]
 
 
-@register("rarity_likelihood", test_params={"warmup": 10, "history": 100, "long_window": 200})
 class RarityLikelihood:
     """Rank-based rarity channels + anomaly likelihood + new-extreme alarm (see module doc).
 
@@ -248,6 +246,10 @@ class RarityLikelihood:
 
     def _raw(self, v: float, s: float) -> float:
         """The score of evidence ``s``: damped unless above every recent peak."""
+        return 1.0 - 10.0 ** (-3.0 * self._damped(v, s))
+
+    def _damped(self, v: float, s: float) -> float:
+        """Evidence ``s`` damped unless above every recent peak (and the outlier channel)."""
         peaks = self.peak_s
         p = self.p
         if peaks and s <= peaks[0]:
@@ -260,7 +262,7 @@ class RarityLikelihood:
             z = self._outlier_z(v)
             if z >= oz and not self.prev_outlier:
                 s = max(s, 1.0 + (z - oz) / oz)
-        return 1.0 - 10.0 ** (-3.0 * s)
+        return s
 
     def _outlier_z(self, v: float) -> float:
         """Distance beyond the ``outlier_rank``-th most extreme value of the history, in
@@ -396,6 +398,57 @@ class RarityLikelihood:
             s *= self.p.damp
         self._learn(v, ev)
         return 1.0 - 10.0 ** (-3.0 * s)
+
+    def evidence_learn(self, value: float, ts: float | None = None) -> float:
+        """Score then learn one value; the fused, damped evidence ``s >= 0`` (the score is
+        ``1 - 10 ** (-3 * s)``). ``ts`` is the event time in Unix seconds, or None.
+        A NaN is not learned and gives 0.0; an infinite value is not learned and gives inf.
+
+        >>> det = RarityLikelihood(warmup=10, history=100, long_window=200)
+        >>> calm = [det.evidence_learn(float(i % 7), None) for i in range(300)]
+        >>> max(calm[50:]) < 1.0 < det.evidence_learn(60.0, None)
+        True
+        >>> det.evidence_learn(float("nan"), None), det.evidence_learn(float("-inf"), None)
+        (0.0, inf)
+        """
+        v = float(value)
+        if v - v != 0.0:
+            return 0.0 if v != v else math.inf
+        self.pending = None
+        if self.p.outlier_z:  # its score reads the windows before this event is added
+            ev = self._evidence(v, False)
+            s = self._damped(v, ev[0])
+            self._add(v, ev[5], ev[4])
+        else:
+            ev = self._evidence(v, True)
+            s = self._damped(v, ev[0])
+        self._learn(v, ev)
+        return s
+
+    def expected(self, coverage: float = 0.99) -> tuple[float, float] | None:
+        """A causal band ``(low, high)`` holding the next value with about ``coverage``
+        probability: the central quantiles of the recent values. None while the stream
+        has fewer than ``warmup`` values.
+
+        >>> det = RarityLikelihood(warmup=10, history=100, long_window=200)
+        >>> det.expected() is None
+        True
+        >>> for i in range(300):
+        ...     det.learn_one({"value": float(i % 10)})
+        >>> det.expected(0.6)
+        (1.0, 8.0)
+        """
+        if not 0.0 < coverage < 1.0:
+            raise ValueError(f"coverage must be in (0, 1), got {coverage!r}")
+        n = self.n
+        if n < self.p.warmup or n < 2 or self.buf is None:
+            return None
+        m = n if n < self.p.history else self.p.history
+        base = 3 * self.cap  # channel 0's sorted values
+        tail = 0.5 * (1.0 - coverage) * (m - 1)
+        lo = int(math.floor(tail))
+        hi = int(math.ceil((m - 1) - tail))
+        return float(self.buf[base + lo]), float(self.buf[base + hi])
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
         # Protocol 5 (checkpoints) writes full windows straight from the buffer, no copy.

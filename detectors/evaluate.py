@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-import detectors.ensemble  # noqa: F401  (registers the default detector)
+import detectors.rarity  # noqa: F401  (registers the default detector)
 from detectors import nab
 from detectors.rules import PipelineFactory
 

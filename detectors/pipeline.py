@@ -27,7 +27,13 @@ from detectors.protocol import Detector, Features, Verdict
 from detectors.rarity_params import StateVersionError
 from detectors.registry import create
 from detectors.seasonality import SeasonalBaseline
-from detectors.thresholds import FixedThreshold, Hysteresis, make_threshold
+from detectors.thresholds import (
+    DEFAULT_BANDS,
+    DEFAULT_THRESHOLD,
+    FixedThreshold,
+    Hysteresis,
+    make_threshold,
+)
 
 __all__ = ["PipelineConfig", "StreamPipeline", "StateVersionError", "gaussian_tail"]
 
@@ -40,15 +46,11 @@ class PipelineConfig:
 
     detector: str = "zscore"
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    threshold: float = 0.999
+    # From the false-alarm budget (detectors.thresholds.BUDGET): 0.99999.
+    threshold: float = DEFAULT_THRESHOLD
     warmup: int = 30
-    # Lower bounds of the severity bands on the calibrated score (|z| about 5.3, 4.4, 3.3).
-    bands: tuple[tuple[str, float], ...] = (
-        ("critical", 0.9999999),
-        ("error", 0.99999),
-        ("warning", 0.999),
-        ("info", 0.0),
-    )
+    # Lower bounds of the severity bands on the calibrated score, each ten times rarer.
+    bands: tuple[tuple[str, float], ...] = DEFAULT_BANDS
     # "auto" lets the detector choose (see detectors.calibration).
     calibration: str = "auto"
     # "fixed" or "quantile" (adaptive, never below ``threshold``).
@@ -75,7 +77,7 @@ class _Plan:
     """What every pipeline of one config shares: built (and validated) once per config."""
 
     __slots__ = ("config", "fields", "proto", "calibrator", "threshold", "fused", "identity",
-                 "fixed", "versioned")
+                 "fixed", "versioned", "timed")
 
     def __init__(self, config: PipelineConfig, detector: Detector | None = None) -> None:
         self.config = config
@@ -94,6 +96,7 @@ class _Plan:
             raise DetectorError(f"rebaseline_after must be >= 1 event or unset, "
                                 f"got {config.rebaseline_after!r}")
         self.fused = hasattr(det, "score_learn_one")
+        self.timed = getattr(det, "uses_time", False)
         self.versioned = hasattr(det, "model_version")
 
     def new_detector(self) -> Detector:
@@ -193,7 +196,9 @@ class StreamPipeline:
         plan = self._plan
         det = self.detector
         warming = det.warming_up
-        if plan.fused:
+        if plan.timed:
+            raw = det.score_learn_at(x, ts)  # type: ignore[attr-defined]
+        elif plan.fused:
             raw = det.score_learn_one(x)  # type: ignore[attr-defined]
         else:
             raw = det.score_one(x)
@@ -240,8 +245,12 @@ class StreamPipeline:
         version = self.version
         if plan.versioned:
             version += getattr(self.detector, "model_version", 0)
+        if plan.timed:  # the detector's own evidence, and the band the value was expected in
+            return Verdict(score, upper, is_anomaly, severity, warming, det.name, version,
+                           contributions, self._open, det.last_evidence,  # type: ignore[attr-defined]
+                           det.last_expected)  # type: ignore[attr-defined]
         return Verdict(score, upper, is_anomaly, severity, warming, det.name, version,
-                       contributions, self._open, raw)
+                       contributions, self._open, raw, getattr(det, "last_expected", None))
 
     def _track_shift(self, x: Features) -> None:
         run = self._run

@@ -37,6 +37,10 @@ class Detector(Protocol):
 #   model_version: int       increments on each refit (windowed detectors).
 #   last_contributions       per-feature shares of the last score_one (explanations).
 #   score_many(X) -> array   batch scoring for the columnar fast path.
+#   uses_time = True         the pipeline calls score_learn_at(x, ts) with the event time.
+#   last_expected            per feature, the (low, high) band the last scored value was
+#                            expected in (set before it is learned).
+#   last_evidence            the detector's own evidence for the last event (raw_score).
 
 
 @dataclasses.dataclass(slots=True)
@@ -53,3 +57,6 @@ class Verdict:
     contributions: dict[str, float] | None = None  # per-feature share of the score
     anomaly_state: bool = False  # hysteresis: True from an opening event until it closes
     raw_score: float = 0.0  # the detector's own score, before calibration
+    # Per feature, the causal band (low, high) the value was expected in, when the
+    # detector provides one (``last_expected``).
+    expected: dict[str, tuple[float, float]] | None = None

@@ -43,7 +43,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "detectors.windowed_pyod",
 )
 # Registered when present (built in parallel by another module owner).
-OPTIONAL_MODULES: tuple[str, ...] = ("detectors.ensemble",)
+OPTIONAL_MODULES: tuple[str, ...] = ("detectors.rarity",)
 _loaded = False
 
 

@@ -18,6 +18,43 @@ from typing import Protocol
 from detectors.errors import DetectorError
 
 
+def threshold_for_budget(false_incidents: float, period_s: float, event_interval_s: float,
+                         slack: float = 2.0) -> float:
+    """The calibrated-score threshold that keeps a stream within a false-alarm budget.
+
+    A calibrated score ``s`` is exceeded by about ``1 - s`` of a stationary stream's events,
+    so ``false_incidents`` per ``period_s`` at one event every ``event_interval_s`` allows a
+    per-event rate of ``false_incidents * event_interval_s / period_s``; it is divided by
+    ``slack`` (calibration holds within a factor of 2) and rounded down to a power of ten.
+
+    >>> threshold_for_budget(1, 30 * 86400, 60)   # one per month of one-minute data
+    0.99999
+    >>> threshold_for_budget(1, 86400, 60)        # one per day
+    0.9999
+    """
+    if false_incidents <= 0 or period_s <= 0 or event_interval_s <= 0 or slack < 1:
+        raise DetectorError("a false-alarm budget needs positive incidents, period and "
+                            "interval, and a slack of at least 1")
+    rate = false_incidents * event_interval_s / period_s / slack
+    if rate >= 0.5:
+        raise DetectorError(f"a budget of {false_incidents} false incidents per {period_s} s "
+                            f"at one event per {event_interval_s} s allows most events to alarm")
+    return round(1.0 - 10.0 ** math.floor(math.log10(rate)), 12)
+
+
+# The default false-alarm budget (docs/detectors.md, "Calibration and the false-alarm
+# budget"): at most one false incident per stream per 30 days of one-minute events.
+BUDGET = (1.0, 30 * 86400.0, 60.0)
+DEFAULT_THRESHOLD = threshold_for_budget(*BUDGET)  # 0.99999: a per-event rate of 1e-5
+# Severity bands on the same scale: each band is ten times rarer than the one below.
+DEFAULT_BANDS: tuple[tuple[str, float], ...] = (
+    ("critical", round(1.0 - (1.0 - DEFAULT_THRESHOLD) / 100.0, 12)),
+    ("error", round(1.0 - (1.0 - DEFAULT_THRESHOLD) / 10.0, 12)),
+    ("warning", DEFAULT_THRESHOLD),
+    ("info", 0.0),
+)
+
+
 class Threshold(Protocol):
     value: float
 

@@ -42,7 +42,8 @@ class Notification:
     threshold: float
     count: int
     value: float | dict[str, float] | None = None
-    expected: tuple[float, float] | None = None
+    # (low, high), or per feature for a multivariate stream
+    expected: tuple[float, float] | dict[str, tuple[float, float]] | None = None
     contributions: tuple[tuple[str, float], ...] = ()
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
     dashboard_url: str | None = None
@@ -77,15 +78,21 @@ class Notification:
         """The observed value against the expected range, as short plain text."""
         if self.value is None:
             return "n/a"
+        bands = self.expected
         if isinstance(self.value, dict):
-            items = list(self.value.items())[:5]
-            shown = ", ".join(f"{k}={_num(v)}" for k, v in items)
+            # The features that moved most first, each with its own expected range.
+            order = [k for k, _ in self.top_contributions(len(self.contributions))]
+            names = [k for k in order if k in self.value] + [k for k in self.value if k not in order]
+            shown = []
+            for k in names[:5]:
+                band = bands.get(k) if isinstance(bands, dict) else None
+                shown.append(f"{k}={_num(self.value[k])}" + (
+                    f" (expected {_num(band[0])} .. {_num(band[1])})" if band else ""))
             more = f" (+{len(self.value) - 5} more)" if len(self.value) > 5 else ""
-            text = shown + more
-        else:
-            text = _num(self.value)
-        if self.expected is not None:
-            text += f" (expected {_num(self.expected[0])} .. {_num(self.expected[1])})"
+            return ", ".join(shown) + more
+        text = _num(self.value)
+        if isinstance(bands, tuple):
+            text += f" (expected {_num(bands[0])} .. {_num(bands[1])})"
         return text
 
     def top_contributions(self, n: int = 3) -> list[tuple[str, float]]:

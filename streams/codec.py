@@ -327,6 +327,13 @@ def scored_dict(event: Event, verdict: Verdict) -> dict[str, Any]:
     doc["raw_score"] = verdict.raw_score
     doc["detector"] = verdict.detector
     doc["version"] = verdict.version
+    expected = verdict.expected
+    if expected:
+        if event.multivariate:
+            doc["expected"] = {k: {"low": lo, "high": hi} for k, (lo, hi) in expected.items()}
+        elif "value" in expected:
+            lo, hi = expected["value"]
+            doc["expected"] = {"low": lo, "high": hi}
     if verdict.contributions:
         doc["contributions"] = verdict.contributions
     doc["source"] = event.source.as_dict()

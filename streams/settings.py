@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from detectors.thresholds import DEFAULT_THRESHOLD
 from streams.errors import SettingsError
 
 ENV_PREFIX = "PYNOMALY_"
@@ -103,7 +104,10 @@ class Settings:
     # commit; at 1 s that was 10-27% of a 20k-event burst (tests/faults), at 0.1 s ~0%.
     commit_interval_s: float = _doc("how often processed offsets are committed, seconds", default=0.1)
     detector: str = _doc("default detector name (see `pynomaly detectors`)", default="rarity_likelihood")
-    threshold: float = _doc("score in [0, 1] at or above which an event is anomalous", default=0.999)
+    threshold: float = _doc(
+        "score in [0, 1] at or above which an event is anomalous (default: the false-alarm "
+        "budget of one per stream per 30 days of one-minute data, docs/detectors.md)",
+        default=DEFAULT_THRESHOLD)
     warmup_events: int = _doc("events a new stream learns from before it can alert", default=50)
     kafka_security_protocol: str = _doc(
         "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", default="PLAINTEXT"

@@ -15,7 +15,7 @@ from typing import Any
 from streams.alerting.feedback import Feedback, Strictness, Suppressions
 from streams.alerting.grouping import Grouper
 from streams.alerting.lifecycle import Incident, IncidentTracker, Timings, Transition
-from streams.alerting.records import Observation
+from streams.alerting.records import Observation, parse_expected
 from streams.alerting.silences import Silence, SilenceSet
 
 TICK_S = 1.0  # event-time grain of watermark sweeps
@@ -142,7 +142,7 @@ class AlertEngine:
         """Put back a stream's state from :meth:`snapshot` (after a restart or a rebalance)."""
         for det, d in doc.get("runs", {}).items():
             d = dict(d)
-            d["expected"] = tuple(d["expected"]) if d.get("expected") else None
+            d["expected"] = parse_expected(d.get("expected"))
             d["contributions"] = tuple((str(k), float(v)) for k, v in d.get("contributions") or ())
             inc = Incident(**d)
             self.tracker.runs[(stream, det)] = inc

@@ -17,7 +17,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from streams.alerting.records import SEVERITY_RANK, Observation, derive_id, max_severity
+from streams.alerting.records import (
+    SEVERITY_RANK,
+    Expected,
+    Observation,
+    derive_id,
+    expected_json,
+    max_severity,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +50,7 @@ class Incident:
     threshold: float
     severity: str
     value: Any = None
-    expected: tuple[float, float] | None = None
+    expected: Expected | None = None
     contributions: tuple[tuple[str, float], ...] = ()
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
     is_open: bool = False
@@ -79,7 +86,7 @@ class Incident:
             "group_id": self.group_id,
         }
         if self.expected is not None:
-            doc["expected"] = list(self.expected)
+            doc["expected"] = expected_json(self.expected)
         if self.contributions:
             doc["contributions"] = dict(self.contributions)
         if self.resolved_at is not None:

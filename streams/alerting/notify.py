@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sinks.notification import GroupMember, Notification
-from streams.alerting.records import SEVERITY_RANK
+from streams.alerting.records import SEVERITY_RANK, parse_expected
 from streams.alerting.routing import Router
 
 # What each kind of sink is told. Machine sinks get everything; people get less.
@@ -147,7 +147,7 @@ class Notifier:
             opened_at=float(rec["opened_at"]), score=float(rec["score"]),
             peak_score=float(rec["peak_score"]), threshold=float(rec["threshold"]),
             count=int(rec["count"]), value=rec.get("value"),
-            expected=(float(expected[0]), float(expected[1])) if expected else None,
+            expected=parse_expected(expected),
             contributions=tuple((str(k), float(v)) for k, v in (rec.get("contributions") or {}).items()),
             tags=dict(rec.get("tags") or {}), resolved_at=resolved_at,
             dashboard_url=dashboard_link(self.dashboard_url, self.dashboard_uid, rec["stream"],

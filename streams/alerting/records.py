@@ -18,6 +18,10 @@ from typing import Any
 SEVERITY_RANK = {"none": -1, "info": 0, "warning": 1, "error": 2, "critical": 3}
 
 
+# The band a value was expected in: (low, high) for a univariate stream, or per feature.
+Expected = tuple[float, float] | dict[str, tuple[float, float]]
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Observation:
     """One scored record, as the incident logic needs it."""
@@ -31,7 +35,7 @@ class Observation:
     severity: str
     warming_up: bool = False
     value: float | dict[str, float] | None = None
-    expected: tuple[float, float] | None = None
+    expected: Expected | None = None
     contributions: tuple[tuple[str, float], ...] = ()
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -85,22 +89,45 @@ def parse_scored(doc: Any) -> Observation:
         stream=stream, detector=detector, ts=_num(doc, "ts"), is_anomaly=is_anomaly,
         score=_num(doc, "score"), threshold=_num(doc, "threshold", 1.0), severity=severity,
         warming_up=bool(doc.get("warming_up", False)), value=value,
-        expected=_expected(doc), contributions=contributions,
+        expected=parse_expected(doc.get("expected")), contributions=contributions,
         tags={str(k): str(v) for k, v in tags.items()},
     )
 
 
-def _expected(doc: dict[str, Any]) -> tuple[float, float] | None:
-    """Optional normal range: ``expected: {"low", "high"}`` or ``[low, high]``."""
-    raw = doc.get("expected")
+def _band(raw: Any) -> tuple[float, float] | None:
     try:
         if isinstance(raw, dict):
-            return float(raw["low"]), float(raw["high"])
-        if isinstance(raw, list | tuple) and len(raw) == 2:
-            return float(raw[0]), float(raw[1])
+            low, high = float(raw["low"]), float(raw["high"])
+        elif isinstance(raw, list | tuple) and len(raw) == 2:
+            low, high = float(raw[0]), float(raw[1])
+        else:
+            return None
     except (KeyError, TypeError, ValueError):
         return None
-    return None
+    return (low, high) if math.isfinite(low) and math.isfinite(high) and low <= high else None
+
+
+def parse_expected(raw: Any) -> Expected | None:
+    """The optional normal range of a scored or alert record, or None when absent or bad.
+
+    Univariate ``{"low": L, "high": H}`` (or ``[L, H]``); multivariate, per feature
+    ``{"cpu": {"low": L, "high": H}, ...}`` (or ``{"cpu": [L, H]}``).
+
+    >>> parse_expected({"low": 1, "high": 2}), parse_expected({"cpu": [1, 2], "mem": "x"})
+    ((1.0, 2.0), {'cpu': (1.0, 2.0)})
+    """
+    band = _band(raw)
+    if band is not None or not isinstance(raw, dict):
+        return band
+    bands = {str(k): b for k, v in raw.items() if (b := _band(v)) is not None}
+    return bands or None
+
+
+def expected_json(expected: Expected) -> list[float] | dict[str, list[float]]:
+    """An expected range as the alert record writes it (``[L, H]`` or per feature)."""
+    if isinstance(expected, dict):
+        return {k: [lo, hi] for k, (lo, hi) in expected.items()}
+    return [expected[0], expected[1]]
 
 
 def derive_id(prefix: str, *parts: object) -> str:

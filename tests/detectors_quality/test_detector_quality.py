@@ -10,6 +10,7 @@ from detectors import create
 from detectors.ensemble import RarityLikelihood
 from detectors.evaluate import DEFAULT_DETECTOR
 from detectors.pipeline import PipelineConfig, StreamPipeline
+from detectors.rarity import Rarity
 
 
 def _series(n: int, seed: int = 1) -> list[float]:
@@ -24,7 +25,7 @@ def _pipeline_scores(values: list[float]) -> list[float]:
 
 def test_default_is_registered_and_calibrated() -> None:
     det = create(DEFAULT_DETECTOR)
-    assert isinstance(det, RarityLikelihood)
+    assert isinstance(det, Rarity)
     assert det.calibrated is True
 
 
