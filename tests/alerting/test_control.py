@@ -151,6 +151,10 @@ async def test_feedback_is_published_keyed_by_the_incident_stream(server):
     assert rec == {"kind": "false_positive", "incident_id": inc, "by": "alice", "ts": T0,
                    "stream": "payments", "detector": "zscore"}
     assert eng.open_incidents()  # applied by the feedback agent, not by the endpoint
+    # audited on the alerts topic (issue 13)
+    audit = [(v["type"], v["action"], v["incident_id"], v["by"], v["ts"]) for t, _, v in published
+             if t == "t.alerts"]
+    assert audit == [("control", "feedback", inc, "alice", T0)]
     # known only to the audit log (another worker's incident): found by the lookup
     status, body = await call(srv, "POST", "/feedback", {"kind": "ack", "incident_id": "inc-elsewhere"})
     assert status == 202 and [r for r in published if r[0] == "t.feedback"][-1][1] == b"from.audit.log"

@@ -15,11 +15,10 @@ import pytest
 from streams.alerting.control import ControlAPI, check_exposure
 from streams.alerting.engine import AlertEngine
 from streams.alerting.lifecycle import Timings
-from streams.alerting.records import parse_scored
 from streams.alerting.settings import load_alerting_settings
 from streams.errors import SettingsError
 from streams.settings import load_settings
-from tests.alerting.scored import T0, scored
+from tests.alerting.scored import T0
 from tests.alerting.test_control import AUTH, TOKEN, Server, call
 
 
@@ -84,18 +83,6 @@ async def test_silences_are_capped_in_count_and_duration(open_server):
     status, body = await call(srv, "POST", "/silences", {"stream": "s9.*", "duration_s": 60})
     assert status == 429 and "3" in body["message"]
     assert len(eng.silences.silences) == 3
-
-
-async def test_feedback_is_audited_on_the_alerts_topic(open_server):
-    srv, eng, published = open_server
-    inc = eng.observe(parse_scored(scored("payments", T0, True)))[0]["incident_id"]
-    status, _ = await call(srv, "POST", "/feedback", {"kind": "false_positive", "incident_id": inc,
-                                                      "by": "alice"})
-    assert status == 202
-    audit = [v for t, _, v in published if t == "t.alerts"]
-    assert len(audit) == 1
-    assert audit[0]["type"] == "control" and audit[0]["action"] == "feedback"
-    assert audit[0]["incident_id"] == inc and audit[0]["by"] == "alice" and audit[0]["ts"] == T0
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3", "pynomaly.example.com"])
