@@ -64,14 +64,19 @@ def _state_header(topic: str, partition: int, stream: str) -> bytes:
     return orjson.dumps(["pynomaly-state", 2, topic, partition, stream]) + b"\n"
 
 
-def dump_state(key: bytes, topic: str, partition: int, stream: str, offset: int, pipeline: Any) -> bytes:
-    """A stream's signed checkpoint: (offset learned, pipeline), bound to where it belongs."""
+def dump_state(key: bytes, topic: str, partition: int, stream: str, offset: int, pipeline: Any,
+               features: Iterable[str] | None = None) -> bytes:
+    """A stream's signed checkpoint: (offset learned, pipeline, feature names of a
+    multivariate stream), bound to where it belongs."""
+    names = None if features is None else sorted(features)
     return sign(_state_header(topic, partition, stream)
-                + pickle.dumps((offset, pipeline), protocol=pickle.HIGHEST_PROTOCOL), key)
+                + pickle.dumps((offset, pipeline, names), protocol=pickle.HIGHEST_PROTOCOL), key)
 
 
-def load_state(blob: bytes, key: bytes, topic: str, partition: int, stream: str) -> tuple[int, Any]:
-    """(offset learned, pipeline) of a checkpoint; CheckpointSignatureError when unusable.
+def load_state(blob: bytes, key: bytes, topic: str, partition: int,
+               stream: str) -> tuple[int, Any, list[str] | None]:
+    """(offset learned, pipeline, feature names) of a checkpoint; CheckpointSignatureError
+    when unusable.
 
     A genuine checkpoint written by another code version (a detector class renamed or
     removed since) fails to unpickle with AttributeError, ImportError...: it is rejected
@@ -85,11 +90,11 @@ def load_state(blob: bytes, key: bytes, topic: str, partition: int, stream: str)
             "a checkpoint signed for another stream, partition or events topic (copied, or "
             "written before checkpoints named them); refusing it")
     try:
-        offset, pipeline = pickle.loads(payload[len(header):])  # noqa: S301 (verified above)
+        offset, pipeline, features = pickle.loads(payload[len(header):])  # noqa: S301 (verified above)
     except Exception as exc:
         raise CheckpointSignatureError(
             f"signed state this version cannot load ({type(exc).__name__}: {exc})") from None
-    return int(offset), pipeline
+    return int(offset), pipeline, features
 
 
 def state_key(settings: Settings) -> bytes | None:
@@ -284,7 +289,8 @@ class CheckpointStore:
             pipeline = scorer.pipelines.get(stream)
             if pipeline is None:
                 continue
-            blob = dump_state(self.key, self.events_topic, partition, stream, offset, pipeline)
+            blob = dump_state(self.key, self.events_topic, partition, stream, offset, pipeline,
+                              scorer.features.get(stream))
             out.append((stream, partition, blob))
         return out
 
@@ -338,21 +344,22 @@ class CheckpointStore:
                     latest.move_to_end(stream)
                     if limit is not None and len(latest) > limit:
                         latest.popitem(last=False)
-            loaded: list[tuple[str, int, Any]] = []
+            loaded: list[tuple[str, int, Any, list[str] | None]] = []
             for stream, blob in latest.items():
                 try:
-                    offset, pipeline = load_state(blob, self.key, self.events_topic, partition, stream)
+                    offset, pipeline, features = load_state(blob, self.key, self.events_topic,
+                                                            partition, stream)
                 except CheckpointSignatureError as exc:
                     self.metrics.checkpoint_restores.labels("rejected").inc()
                     log.warning("rejected checkpoint of a stream on partition %d: %s; it re-warms",
                                 partition, exc)
                     continue
-                loaded.append((stream, offset, pipeline))
+                loaded.append((stream, offset, pipeline, features))
             mark_offset = self._verify_mark(partition, mark)
             # Offsets past the events partition's end are of another incarnation of it (a
             # recreated topic, an offset reset, a failover to a mirror): taken as they are,
             # every new event below them would look replayed and get no score.
-            highest = max([o for _, o, _ in loaded] + [-1 if mark_offset is None else mark_offset])
+            highest = max([o for _, o, _, _ in loaded] + [-1 if mark_offset is None else mark_offset])
             end = await self._events_end(consumer, partition, highest) if highest >= 0 else 0
         finally:
             await consumer.stop()
@@ -370,14 +377,14 @@ class CheckpointStore:
         if self.evictor is not None:
             self.evictor.plan(partition, offsets, loaded=latest)
         restored = stale = 0
-        for stream, offset, pipeline in loaded:
+        for stream, offset, pipeline, features in loaded:
             if offset >= end:
                 stale += 1
                 offset = -1  # the model stays; no event of this partition is a replay of it
             bind = getattr(pipeline.detector, "bind", None)
             if bind is not None:  # windowed detectors need this worker's refit pool back
                 bind(self.executor, None)
-            self.scorer.restore(stream, pipeline, partition, offset)
+            self.scorer.restore(stream, pipeline, partition, offset, features)
             restored += 1
         if stale:
             log.warning("partition %d: %d checkpoints learned up to offsets above the log end %d "

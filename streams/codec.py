@@ -35,6 +35,7 @@ REASONS = {
     "bad_origin": "'_origin' is not a valid forwarding marker",
     "output_too_large": "the scored or forwarded record would exceed the producer's max request size",
     "detector_failed": "the stream's detector failed on the event, even freshly started",
+    "too_many_features": "the event brings new feature names past max_features_per_stream",
 }
 
 MAX_STREAM_LEN = 256

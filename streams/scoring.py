@@ -68,6 +68,8 @@ class StreamScorer:
         # stream -> (events partition, offset of the last event it learned): for checkpoints
         self.owner: dict[str, tuple[int, int]] = {}
         self.dirty: set[str] = set()  # changed since their last checkpoint
+        # multivariate stream -> every feature name it sent (checkpointed with its state)
+        self.features: dict[str, set[str]] = {}
         # events partition -> highest offset learned: every output up to it is written once
         # the batch's outputs are acknowledged (the checkpoint store marks it durably)
         self.progress: dict[int, int] = {}
@@ -80,9 +82,12 @@ class StreamScorer:
         p = self.pipelines[event.stream] = self.factory(event.stream, event.tags)
         return p
 
-    def restore(self, stream: str, pipeline: StreamPipeline, partition: int, offset: int) -> None:
+    def restore(self, stream: str, pipeline: StreamPipeline, partition: int, offset: int,
+                features: Iterable[str] | None = None) -> None:
         self.pipelines[stream] = pipeline
         self.owner[stream] = (partition, offset)
+        if features is not None:
+            self.features[stream] = set(features)
 
     def learned(self, stream: str, partition: int, offset: int) -> None:
         owned = self.owner.get(stream)
@@ -107,9 +112,7 @@ class StreamScorer:
     def forget_partitions(self, partitions: set[int]) -> None:
         gone = [s for s, (p, _) in self.owner.items() if p in partitions]
         for s in gone:
-            self.pipelines.pop(s, None)
-            self.owner.pop(s, None)
-            self.dirty.discard(s)
+            self.drop(s)
         for p in partitions:
             self.progress.pop(p, None)
             self.emitted.pop(p, None)
@@ -120,9 +123,17 @@ class StreamScorer:
             p = self.pipelines[event.stream] = self.factory(event.stream, event.tags)
         return p
 
+    def drop(self, stream: str) -> None:
+        """Everything held for ``stream`` (it moved away or was evicted)."""
+        self.pipelines.pop(stream, None)
+        self.owner.pop(stream, None)
+        self.features.pop(stream, None)
+        self.dirty.discard(stream)
+
     def forget(self, streams: Iterable[str]) -> None:
         for s in streams:
             self.pipelines.pop(s, None)
+            self.features.pop(s, None)
 
 
 class BatchScorer:
@@ -187,6 +198,14 @@ class BatchScorer:
                     elif rec.offset <= owned[1]:
                         m.events_replayed.inc()  # the restored checkpoint covers it
                         continue
+                if item.multivariate and not self._features_fit(item):
+                    self._deadletter(out, DeadLetter(
+                        "too_many_features", f"stream {item.stream[:64]!r} already has "
+                        f"{len(scorer.features.get(item.stream, ()))} feature names; new ones past "
+                        f"max_features_per_stream={s.max_features_per_stream} are refused: send a "
+                        "fixed set of names (put varying parts in tags)",
+                        encode_forward(item), item.stream.encode("utf-8"), item.source))
+                    continue
                 try:
                     verdict = pipeline(item).process(item.features, item.ts)
                 except Exception as exc:
@@ -237,6 +256,19 @@ class BatchScorer:
             m.event_lag.observe(max(0.0, sum(lag_sum_count) / len(lag_sum_count)))
         m.active_streams.set(len(self.scorer.pipelines))
         return out
+
+    def _features_fit(self, event: Event) -> bool:
+        """Record ``event``'s feature names for its stream; False if new ones pass the cap."""
+        known = self.scorer.features.get(event.stream)
+        if known is None:
+            known = self.scorer.features[event.stream] = set()
+        elif event.features.keys() <= known:
+            return True
+        new = event.features.keys() - known
+        if len(known) + len(new) > self.settings.max_features_per_stream:
+            return False
+        known.update(new)
+        return True
 
     def _detector_failed(self, out: BatchOutput, event: Event, exc: Exception) -> Verdict | None:
         """The verdict of a fresh pipeline for ``event``; None (and a dead letter) if that
