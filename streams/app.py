@@ -130,6 +130,9 @@ def connect_checkpoints(app: faust.App, settings: Settings, store: CheckpointSto
 
     async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         now = events_partitions(assigned)
+        store.tick(timer=True)  # pauses are watched from the first assignment on
+        if store.paused:  # resumed after a pause: a successor may have written newer state
+            await store.reassigned(owned | now)
         moved = owned - now
         if moved:
             await store.on_revoked(moved)
@@ -139,6 +142,10 @@ def connect_checkpoints(app: faust.App, settings: Settings, store: CheckpointSto
 
     async def on_shutdown(sender: Any, **kwargs: Any) -> None:
         await store.stop()
+
+    @app.timer(min(1.0, settings.session_timeout_s / 3))
+    async def notice_pauses() -> None:
+        store.tick(timer=True)
 
     # mode types receivers without the coroutine return; they are awaited (maybe_async).
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]

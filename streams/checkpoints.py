@@ -145,6 +145,10 @@ class CheckpointStore:
         # events partition -> its log end when restored, where a restored offset was checked
         self.log_ends: dict[int, int] = {}
         self._failed = False  # a batch failed after learning: see batch_failed
+        # Pause detection (a "zombie" stopped past its session timeout, then resumed): the
+        # group gave its partitions to a successor, whose state must not be overwritten.
+        self._seen: float | None = None  # last tick, once the worker's timer ticks
+        self._paused_at: float | None = None
         # Held while a batch is scored and its outputs produced: a checkpoint must never
         # cover events whose outputs are not yet acknowledged.
         self.batch_lock = asyncio.Lock()
@@ -189,6 +193,51 @@ class CheckpointStore:
                         type(exc).__name__, str(exc)[:200])
             return 0
 
+    def tick(self, timer: bool = False) -> bool:
+        """Called often (a timer, every write): False while writes are held after a pause.
+        Pauses are watched once the worker's timer (``timer=True``) has ticked.
+
+        A gap longer than the session timeout means this process did not run meanwhile
+        (SIGSTOP, a frozen VM): the group has likely handed its partitions to another
+        worker, which wrote newer state. Writes are held until the next assignment
+        (:meth:`reassigned`), or, if none comes (the membership survived), for two session
+        timeouts.
+        """
+        if self._seen is None and not timer:
+            return True
+        now = self.clock()
+        gap, self._seen = now - (now if self._seen is None else self._seen), now
+        timeout = self.settings.session_timeout_s
+        if gap > timeout:
+            self._paused_at = now
+            log.warning("this worker did not run for %.1fs (> session timeout %.1fs): no state "
+                        "writes until the group confirms its partitions", gap, timeout)
+        elif self._paused_at is not None and now - self._paused_at > 2 * timeout:
+            self._paused_at = None
+            log.info("no rebalance followed the pause: state writes resume")
+        return self._paused_at is None
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_at is not None
+
+    async def reassigned(self, owned: set[int]) -> None:
+        """After a pause, a new assignment: everything in memory may be older than what a
+        successor wrote meanwhile, so it is dropped and restored from the state topic."""
+        if self._paused_at is None:
+            return
+        self._paused_at = None
+        log.warning("partitions %s: dropping in-memory state after the pause; restoring it", sorted(owned))
+        self.scorer.forget_partitions(owned)
+        if self.evictor is not None:
+            self.evictor.forget_partitions(owned)
+        for p in owned:
+            self._marked.pop(p, None)
+            task = self._restoring.pop(p, None)
+            if task is not None:
+                task.cancel()
+        self.restored.difference_update(owned)
+
     def batch_failed(self) -> None:
         """A batch raised after its events were learned but maybe before all its outputs
         were acknowledged: from now on no checkpoint or mark may be written (they would
@@ -206,7 +255,7 @@ class CheckpointStore:
         would otherwise have the whole batch scored again by its replacement. The mark is
         taken under the batch lock, so it never covers unacknowledged outputs.
         """
-        if self._failed:
+        if self._failed or not self.tick():
             return 0
         async with self.batch_lock:
             moved = {p: o for p, o in self.scorer.progress.items() if self._marked.get(p) != o}
@@ -251,7 +300,7 @@ class CheckpointStore:
         cannot be overtaken by an earlier one.
         """
         self._last = self.clock()
-        if self._failed:
+        if self._failed or not self.tick():
             return 0
         started = time.perf_counter()
         async with self.batch_lock:
