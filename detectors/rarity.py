@@ -35,7 +35,7 @@ how far its surprise exceeds what ``d`` calm features produce by chance.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from detectors.ensemble import RarityLikelihood
@@ -133,7 +133,7 @@ class Rarity:
     __slots__ = ("cfg", "cores", "cals", "n", "pending", "last_contributions",
                  "last_expected", "last_evidence", "ignored_features")
 
-    def __init__(self, coverage: float = 0.99, max_features: int = 256, settle: int = 3000,
+    def __init__(self, coverage: float = 0.99, max_features: int = 1000, settle: int = 3000,
                  tail_q: float = 0.02, tail_window: int = 10_000, tail_prior: float = 200.0,
                  guard: bool = True, tail_clip: float = 25.0, **core: Any) -> None:
         key = ((coverage, max_features, settle, tail_q, tail_window, tail_prior, guard,
@@ -180,6 +180,13 @@ class Rarity:
             self.cals[name] = TailCalibrator(self.cfg.tail)
         return core, self.cals[name]
 
+    def _pairs(self, x: Features) -> Iterator[tuple[str, float, RarityLikelihood, TailCalibrator]]:
+        """Each feature of ``x`` with its core and calibrator (features past the cap skipped)."""
+        for name, value in x.items():
+            pair = self._core(name)
+            if pair is not None:
+                yield name, value, pair[0], pair[1]
+
     def _expect(self, x: Features) -> None:
         cov = self.cfg.coverage
         band: dict[str, tuple[float, float]] = {}
@@ -214,24 +221,29 @@ class Rarity:
             self.last_contributions = None
         return 1.0 - p
 
+    def _p_value(self, cal: TailCalibrator, e: float) -> float:
+        """The i.i.d. table's p-value of evidence ``e``, or the stream's own tail's when
+        that is larger (the guard)."""
+        p = IID(e)
+        if self.cfg.guard:
+            q = cal.p_value(e)
+            if q > p:
+                return q
+        return p
+
     def score_learn_at(self, x: Features, ts: float | None) -> float:
         """Score ``x`` against the past, then learn it; ``ts`` is its event time (Unix s)."""
         self._expect(x)
         self.pending = None
         pvals: dict[str, float] = {}
         top = 0.0
-        for name, value in x.items():
-            pair = self._core(name)
-            if pair is None:
-                continue
-            core, cal = pair
+        for name, value, core, cal in self._pairs(x):
             young = core.warming_up
             e = core.evidence_learn(value, ts)
             if young or value != value:
                 continue  # not ready to judge the value, or nothing to judge (NaN)
-            p = IID(e)
-            q = cal(e)
-            pvals[name] = q if self.cfg.guard and q > p else p
+            pvals[name] = self._p_value(cal, e)
+            cal.learn(e)
             if e > top:
                 top = e
         self.n += 1
@@ -251,9 +263,7 @@ class Rarity:
                 continue
             e = _evidence(core.score_one({name: value}))
             evidence[name] = e
-            p = IID(e)
-            q = self.cals[name].p_value(e)
-            pvals[name] = q if self.cfg.guard and q > p else p
+            pvals[name] = self._p_value(self.cals[name], e)
         self.pending = (x, evidence)
         self.last_evidence = max(evidence.values(), default=0.0)
         return self._combine(pvals, x)
@@ -261,11 +271,7 @@ class Rarity:
     def learn_one(self, x: Features) -> None:
         pending, self.pending = self.pending, None
         known = pending[1] if pending is not None and pending[0] is x else None
-        for name, value in x.items():
-            pair = self._core(name)
-            if pair is None:
-                continue
-            core, cal = pair
+        for name, value, core, cal in self._pairs(x):
             young = core.warming_up
             e = known.get(name) if known is not None else None
             if e is None and not young:  # learned without score_one: judge it first

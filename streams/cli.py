@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from detectors.errors import DetectorError
+from sinks.errors import SinkError
 from streams.errors import PynomalyError
 from streams.settings import Settings, describe_settings, load_settings
 
@@ -103,14 +105,15 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["evaluate"]:
-        from detectors.evaluate import main as evaluate_main
-
-        return evaluate_main(argv[1:])
-    args = build_parser().parse_args(argv)
     try:
-        return _dispatch(args)
-    except PynomalyError as exc:
+        if argv[:1] == ["evaluate"]:
+            from detectors.evaluate import main as evaluate_main
+
+            return evaluate_main(argv[1:])
+        return _dispatch(build_parser().parse_args(argv))
+    except (PynomalyError, DetectorError, SinkError) as exc:
+        # Configuration errors of every package (a typo in [[detectors.rules]], a bad sink
+        # setting) end in one line that says what to fix, not a traceback.
         print(f"pynomaly: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

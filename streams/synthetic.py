@@ -8,6 +8,12 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+# A level shift or drift lasts this many ticks, then the stream recovers.
+EPISODE_TICKS = 40
+# How long an injection's effect lasts, in ticks from its start (a shift or drift: its
+# episode and the recovery). An anomaly of the same stream in that span belongs to it.
+EFFECT_TICKS = {"spike": 3, "level_shift": EPISODE_TICKS + 10, "drift": EPISODE_TICKS + 10}
+
 
 @dataclasses.dataclass
 class Injection:
@@ -15,6 +21,10 @@ class Injection:
     kind: str  # spike, level_shift or drift
     tick: int
     ts: float
+    until: float  # event time its effect lasts to
+
+    def covers(self, stream: str, ts: float) -> bool:
+        return stream == self.stream and self.ts <= ts <= self.until
 
 
 @dataclasses.dataclass
@@ -27,6 +37,9 @@ class _Stream:
     phase: float
     shift: float = 0.0
     drift_per_tick: float = 0.0
+    episode: Injection | None = None  # a level shift or drift under way
+    episode_end: int = 0  # the tick it ends
+    busy_until: int = 0  # no new injection before this tick (the last one's effect lasts)
 
 
 class SyntheticStreams:
@@ -67,21 +80,31 @@ class SyntheticStreams:
         s.shift += s.drift_per_tick
         return s.base + seasonal + s.shift + self.rng.gauss(0, s.noise)
 
-    def next_tick(self, ts: float) -> Iterator[dict[str, Any]]:
-        """Events of every stream for one tick at event time ``ts``."""
+    def next_tick(self, ts: float, step_s: float = 1.0) -> Iterator[dict[str, Any]]:
+        """Events of every stream for one tick at event time ``ts`` (``step_s`` after the last)."""
         self.tick += 1
         for s in self.streams:
+            if s.episode is not None and self.tick >= s.episode_end:
+                s.episode, s.shift, s.drift_per_tick = None, 0.0, 0.0  # back to normal
             value = self._value(s)
-            if self.tick > self.warmup_ticks and self.rng.random() < self.anomaly_rate:
+            if (self.tick > max(self.warmup_ticks, s.busy_until)
+                    and self.rng.random() < self.anomaly_rate):
                 kind = self.rng.choice(["spike", "spike", "level_shift", "drift"])
-                self.injections.append(Injection(s.name, kind, self.tick, ts))
+                inj = Injection(s.name, kind, self.tick, ts, ts + EFFECT_TICKS[kind] * step_s)
+                self.injections.append(inj)
+                s.busy_until = self.tick + EFFECT_TICKS[kind]
+                # Sized against the stream's whole visible swing (season and noise), so
+                # each one is plainly anomalous to a person looking at the chart; shifts
+                # and drifts end (the stream recovers) within their effect span.
+                swing = 2.0 * s.amp + 4.0 * s.noise
+                sign = self.rng.choice([-1, 1])
                 if kind == "spike":
-                    value += self.rng.choice([-1, 1]) * s.noise * self.rng.uniform(8, 15)
+                    value += sign * swing * self.rng.uniform(3.0, 5.0)
                 elif kind == "level_shift":
-                    s.shift += s.noise * self.rng.uniform(6, 10)
-                    value += s.noise * 8
+                    s.shift = sign * swing * self.rng.uniform(1.5, 2.5)
+                    value += s.shift
+                    s.episode, s.episode_end = inj, self.tick + EPISODE_TICKS
                 else:
-                    s.drift_per_tick = s.noise * 0.5
-            elif s.drift_per_tick and self.rng.random() < 0.05:
-                s.drift_per_tick = 0.0  # drifts end after a while
+                    s.drift_per_tick = sign * swing * 0.15
+                    s.episode, s.episode_end = inj, self.tick + EPISODE_TICKS
             yield {"stream": s.name, "ts": ts, "value": round(value, 4)}

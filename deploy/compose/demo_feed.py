@@ -27,7 +27,7 @@ def write_batch(synth: SyntheticStreams, path: Path, ticks: int, start_ts: float
     ts = start_ts
     with path.open("wb") as fh:
         for _ in range(ticks):
-            for event in synth.next_tick(ts):
+            for event in synth.next_tick(ts, step_s):
                 fh.write(orjson.dumps(event) + b"\n")
             ts += step_s
     return ts

@@ -122,3 +122,4 @@ async def test_three_spikes_page_three_times_and_clean_series_never(kafka_bootst
         assert sum("RESOLVED" in b for b in bodies) == 3
         assert sum("RESOLVED" not in b for b in bodies) == 3, bodies
         assert all(sum(k in b for b in bodies) == 2 for k in keys)
+        assert all("(expected " in b for b in bodies if "RESOLVED" not in b), bodies
