@@ -233,6 +233,8 @@ class Rarity:
 
     def score_learn_at(self, x: Features, ts: float | None) -> float:
         """Score ``x`` against the past, then learn it; ``ts`` is its event time (Unix s)."""
+        if len(x) == 1:
+            return self._score_learn_single(x, ts)
         self._expect(x)
         self.pending = None
         pvals: dict[str, float] = {}
@@ -249,6 +251,36 @@ class Rarity:
         self.n += 1
         self.last_evidence = top
         return self._combine(pvals, x)
+
+    def _score_learn_single(self, x: Features, ts: float | None) -> float:
+        """``score_learn_at`` for a one-feature event, the common case, without the
+        per-event dicts of the general path (same results)."""
+        ((name, value),) = x.items()
+        self.pending = None
+        self.last_contributions = None
+        pair = self._core(name)
+        if pair is None:
+            self.n += 1
+            self.last_expected, self.last_evidence = None, 0.0
+            return 0.0
+        core, cal = pair
+        band = core.expected(self.cfg.coverage)
+        self.last_expected = None if band is None else {name: band}
+        young = core.warming_up
+        e = core.evidence_learn(value, ts)
+        self.n += 1
+        if young or value != value:
+            self.last_evidence = 0.0
+            return 0.0
+        p = self._p_value(cal, e)
+        cal.learn(e)
+        self.last_evidence = e if e > 0.0 else 0.0
+        settle = self.cfg.settle
+        if self.n < settle:  # a young stream (see the module doc)
+            p *= settle / self.n
+            if p > 1.0:
+                p = 1.0
+        return 1.0 - p
 
     def score_learn_one(self, x: Features) -> float:
         return self.score_learn_at(x, None)
