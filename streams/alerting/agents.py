@@ -166,7 +166,8 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
             msg = ev.message
             await store.ensure_restored({msg.partition})
             try:
-                recs = engine.feedback(parse_feedback(orjson.loads(msg.value or b"null")))
+                recs = engine.feedback(parse_feedback(orjson.loads(msg.value or b"null"), now=time.time(),
+                                                      max_silence_s=a.control_max_silence_s))
             except (orjson.JSONDecodeError, InvalidRecord, PynomalyError) as exc:
                 # PynomalyError: a silence feedback with bad fields (SettingsError)
                 reason = getattr(exc, "reason", "not_json" if isinstance(exc, ValueError) else "bad_field")
