@@ -259,6 +259,7 @@ class CheckpointStore:
         wanted = None if partitions is None else set(partitions)
         scorer = self.scorer
         out = []
+        too_large: list[int] = []
         for stream in list(scorer.dirty):
             partition, offset = scorer.owner[stream]
             if wanted is not None and partition not in wanted:
@@ -269,7 +270,19 @@ class CheckpointStore:
                 continue
             blob = dump_state(self.key, self.events_topic, partition, stream, offset, pipeline,
                               scorer.features.get(stream))
+            if len(blob) + len(stream.encode()) > self.settings.max_output_bytes:
+                # Kafka would refuse it, and one refused send fails every write of the
+                # snapshot: count it and leave this stream to re-warm after a restart.
+                too_large.append(len(blob))
+                continue
             out.append((stream, partition, blob))
+        if too_large:
+            self.metrics.checkpoint_writes.labels("too_large").inc(len(too_large))
+            log.warning("%d stream state(s) exceed the producer's request size (largest %d bytes, "
+                        "limit %d): not checkpointed, so they re-warm after a restart; raise "
+                        "producer_max_request_bytes (and the topic's max.message.bytes) or send "
+                        "fewer features per stream", len(too_large), max(too_large),
+                        self.settings.max_output_bytes)
         return out
 
     def prefetch(self, partitions: Iterable[int]) -> None:

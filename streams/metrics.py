@@ -61,7 +61,7 @@ SINKS: tuple[str, ...] = ("slack", "teams", "pagerduty", "webhook", "kafka")
 # non-retriable failure: the notification is dead-lettered).
 OUTCOMES: tuple[str, ...] = ("delivered", "retry", "final")
 TRANSITIONS: tuple[str, ...] = ("opened", "updated", "resolved", "silenced")
-CHECKPOINT_OUTCOMES: tuple[str, ...] = ("ok", "error")
+CHECKPOINT_OUTCOMES: tuple[str, ...] = ("ok", "error", "too_large")
 RESTORE_OUTCOMES: tuple[str, ...] = ("ok", "rejected")
 COMPONENTS: tuple[str, ...] = ("score", "incidents", "notify", "checkpoint", "web", OTHER)
 MAX_SCORE_STREAMS = 20
