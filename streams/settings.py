@@ -96,8 +96,9 @@ class Settings:
         "events whose time is further behind the worker's clock are dead-lettered, seconds "
         "(0 = no limit)", default=0.0)
     batch_max_events: int = _doc("events taken from the stream per scoring batch", default=1000)
-    # 100,000 streams of the default detector are ~600 MiB (~5.9 KiB each, docs/scaling.md):
-    # a worker of usual size never evicts, a flood of new keys cannot exhaust its memory.
+    # A young default stream takes ~2 KiB, a warm one ~50-66 KiB per feature (its 1,000-value
+    # windows, docs/scaling.md): 100,000 warm univariate streams are ~6.3 GiB. The cap bounds
+    # what a flood of new keys can cost; size it to the worker's memory.
     max_streams_in_memory: int = _doc(
         "most streams kept in memory; least recently scored ones are evicted to the checkpoint "
         "topic and restored on their next event (0 = no cap)", default=100_000)
