@@ -25,13 +25,13 @@ RUN apt-get update \
 RUN python -m venv /opt/pynomaly
 ENV PATH=/opt/pynomaly/bin:$PATH
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY streams/ streams/
 COPY detectors/ detectors/
 COPY sinks/ sinks/
 COPY dashboards/ dashboards/
 RUN pip wheel --no-deps --wheel-dir /wheels . \
-    && pip install /wheels/*.whl \
+    && pip install -c constraints.txt /wheels/*.whl \
     && pynomaly --help > /dev/null
 
 FROM ${PYTHON_IMAGE} AS runtime

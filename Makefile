@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: audit demo test test-faults test-unit lint bench bench-quick dashboards dashboards-check clean mutation
+.PHONY: audit demo test test-deep test-faults test-unit lint bench bench-quick dashboards dashboards-check clean mutation
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ demo: $(STAMP)
 # suite on its own: its throughput figures must not share the CPU with other tests.
 # Branch coverage of streams/, detectors/ and sinks/ (test processes only, not the worker
 # subprocesses) is combined over both runs and reported at the end.
+# Tests marked deep (the deep PyOD models) run when the deep extra (torch) is installed;
+# otherwise pytest deselects them and prints "deep extra not installed: N deep-model tests
+# not run (make test-deep installs it)" (tests/conftest.py).
 test: $(STAMP) lint
 	$(BIN)/pytest -n 2 -m "not faults" --cov --cov-report=
 	$(BIN)/pytest -m faults tests/faults --cov --cov-append --cov-report=term
@@ -30,6 +33,13 @@ mutation: $(STAMP)
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[mutation]'
 	flock /tmp/heavy.lock nice -n 15 $(BIN)/mutmut run $(MUTATE)
 	$(BIN)/mutmut results
+
+# The deep PyOD models (pyod.autoencoder, pyod.vae, pyod.deepsvdd): installs the deep extra
+# into .venv (torch 2.13.0, the CPU build; ~15 s), then runs the tests marked deep (~2 min,
+# most of it the worker test on the broker). Not part of `test`: see docs/detectors.md.
+test-deep: $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,deep]'
+	$(BIN)/pytest -n 2 -m deep
 
 # The fault and abuse suite (kill -9, broker stall, sink outage, fuzz, key explosion): ~3 min
 # at CI sizes; PYNOMALY_FAULTS_FULL=1 for the full sizes.

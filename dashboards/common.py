@@ -45,7 +45,8 @@ def targets(*pairs: tuple[str, str]) -> list[Target]:
 
 
 def series(title: str, description: str, queries: Sequence[Target], unit: str = "short",
-           stacked: bool = False) -> TimeSeries:
+           stacked: bool = False, links: Sequence[dict[str, object]] = ()) -> TimeSeries:
+    """A time-series panel; ``links`` are data links (Grafana ``fieldConfig.defaults.links``)."""
     return TimeSeries(
         title=title,
         description=description,
@@ -55,6 +56,7 @@ def series(title: str, description: str, queries: Sequence[Target], unit: str = 
         stacking={"mode": "normal", "group": "A"} if stacked else {},
         legendDisplayMode="table",
         legendCalcs=["lastNotNull", "max"],
+        extraJson={"fieldConfig": {"defaults": {"links": list(links)}}} if links else None,
     )
 
 

@@ -1,6 +1,8 @@
 """pynomaly detectors: streams, state memory, refits, checkpoints, scores and calibration."""
 
-from dashboards.common import build, quantile, rate, series, target, targets
+from grafanalib.core import Template
+
+from dashboards.common import DATASOURCE, build, quantile, rate, series, target, targets
 from streams import metrics as m
 
 # Observed share of scored events at or above each calibrated-score band. For a calibrated
@@ -12,6 +14,19 @@ def _tail(le: str) -> str:
     return (f"1 - sum(rate({m.SCORE}_bucket{{le=\"{le}\"}}[$__rate_interval]))"
             f" / sum(rate({m.SCORE}_count[$__rate_interval]))")
 
+
+# Alerts link here with var-stream=<stream> (streams/alerting/notify.py); a score point links
+# to the stream explorer over the dashboard's time range. explore_url is the explorer's
+# base (PYNOMALY_EXPLORE_URL): set it when provisioning the dashboard.
+STREAM_VARIABLES = [
+    Template(name="stream", label="Stream", query=f"label_values({m.STREAM_SCORE}, stream)",
+             dataSource=DATASOURCE, includeAll=True, multi=True, allValue=".*", default="All"),
+    Template(name="explore_url", label="Explorer URL", type="textbox", query="http://localhost:6066",
+             default="http://localhost:6066"),
+]
+EXPLORE_LINK = {"title": "Open ${__field.labels.stream} in the stream explorer", "targetBlank": True,
+                "url": "${explore_url}/explore?stream=${__field.labels.stream}"
+                       "&from=${__from:date:seconds}&to=${__to:date:seconds}"}
 
 dashboard = build(
     title="pynomaly: detectors",
@@ -36,8 +51,10 @@ dashboard = build(
         series("Checkpoint restores", "Stream states read back per second; rejected = bad HMAC",
                targets((rate(m.CHECKPOINT_RESTORES, "outcome"), "{{outcome}}"),
                        (rate(m.EVENTS_REPLAYED), "replayed events skipped")), unit="ops"),
-        series("Scores of opted-in streams", "Latest calibrated score, per configured stream",
-               [target(f"max by (stream)({m.STREAM_SCORE})", "{{stream}}")]),
+        series("Scores of opted-in streams", "Latest calibrated score, per configured stream "
+               "(the stream variable filters; click a point to open the stream explorer)",
+               [target(f"max by (stream)({m.STREAM_SCORE}{{stream=~\"$stream\"}})", "{{stream}}")],
+               links=[EXPLORE_LINK]),
         series("Calibration: observed tail share", "Share of scores above each band; a "
                "calibrated detector shows about 1 - band",
                targets(*[(_tail(le), f"above {le}") for le in TAILS]), unit="percentunit"),
@@ -49,3 +66,4 @@ dashboard = build(
                unit="percentunit"),
     ],
 )
+dashboard.templating.list.extend(STREAM_VARIABLES)

@@ -24,9 +24,11 @@ robust-outlier channel on top.
 from __future__ import annotations
 
 import copyreg
+import functools
 import math
 import pickle
 from collections.abc import Sequence
+from statistics import NormalDist
 from typing import Any, SupportsIndex
 
 import numpy as np
@@ -34,10 +36,13 @@ import numpy as np
 from detectors.protocol import Features
 from detectors.rank_windows import capacity_for, grow, new_buffer, pack, step, unpack
 from detectors.rarity_params import StateVersionError, log_tail, params
+from detectors.seasonal_channel import SeasonalChannel
 
 _SQRT2 = math.sqrt(2.0)
 MAX_SPIKE_LEN = 3  # points beyond the range that still count as one spike, not a level shift
-STATE_VERSION = 2  # of the pickled state; 1 was the pre-2026-11-27 object layout
+# Of the pickled state; 1 was the pre-2026-11-27 object layout, 2 had no seasonal channel
+# and no spike count.
+STATE_VERSION = 3
 _log10 = math.log10
 _erfc = math.erfc
 _sqrt = math.sqrt
@@ -69,8 +74,10 @@ class RarityLikelihood:
         "p", "n", "lo", "hi", "prev", "prev_outlier", "excursion", "pending", "count",
         "mean0", "mean1", "mean2", "var0", "var1", "var2",  # likelihood channels' long run
         "local", "rec0", "rec1", "rec2",  # last values / surprises, oldest first (lists)
+        "xlo", "xhi", "spikes",  # extremes spikes included; spikes forgotten so far
         "peak_n", "peak_s",  # sliding max of recent evidence (monotone deque as two lists)
         "pos", "cap", "buf",  # the three rank windows (detectors.rank_windows)
+        "season",  # the seasonal channel (detectors.seasonal_channel), on the first time
     )
     # Containers are None until the first learned value (a new stream allocates nothing).
     local: list[float]
@@ -82,6 +89,7 @@ class RarityLikelihood:
     buf: np.ndarray
     excursion: tuple[float, float, int] | None  # (lo, hi) before it, and its length
     pending: tuple[float, _Evidence] | None  # score_one's work, for learn_one
+    season: SeasonalChannel | None
 
     def __init__(
         self,
@@ -90,7 +98,7 @@ class RarityLikelihood:
         long_window: int = 2000,
         short_window: int = 12,
         local: int = 6,
-        log_scale: float = 10.0,
+        log_scale: float = 13.0,
         refractory: int = 50,
         damp: float = 0.5,
         std_floor: float = 0.01,
@@ -99,6 +107,12 @@ class RarityLikelihood:
         outlier_z: float = 0.0,
         outlier_rank: int = 3,
         forget_spikes: float = 1.5,
+        spike_rate: int = 0,
+        season_window: int = 12,
+        season_lag: int = 0,
+        season_margin: float = 0.2,
+        season_least: float = 3.0,
+        season_ratio: float = 0.7,
     ) -> None:
         for label, val in (("history", history), ("long_window", long_window),
                            ("short_window", short_window), ("local", local)):
@@ -106,13 +120,18 @@ class RarityLikelihood:
                 raise ValueError(f"{label} must be at least 2, got {val!r}")
         self.p = params((warmup, history, long_window, short_window, local, log_scale,
                           refractory, damp, std_floor, jump_weight, margin, outlier_z,
-                          outlier_rank, forget_spikes))
+                          outlier_rank, forget_spikes, spike_rate, season_window, season_lag,
+                          season_margin,
+                          season_least, season_ratio))
         self._clear()
 
     def _clear(self) -> None:
         self.n = 0
         self.lo = math.inf
         self.hi = -math.inf
+        self.xlo = math.inf
+        self.xhi = -math.inf
+        self.spikes = 0
         self.prev = math.nan
         self.prev_outlier = False
         self.excursion = None
@@ -124,6 +143,7 @@ class RarityLikelihood:
         self.buf = None  # type: ignore[assignment]
         self.local = self.rec0 = self.rec1 = self.rec2 = self.peak_s = None  # type: ignore[assignment]
         self.peak_n = None  # type: ignore[assignment]
+        self.season = None
 
     def fresh(self) -> RarityLikelihood:
         """A new, untrained detector with these parameters (no validation: ~1 µs)."""
@@ -234,6 +254,13 @@ class RarityLikelihood:
             excess = (below if below > above else above) - p.margin * span
             if excess > 0.0:
                 spatial = 1.0 + excess / span
+                if (p.spike_rate and spatial > 1.0 and self.spikes >= p.spike_rate
+                        and self.xlo <= v <= self.xhi):
+                    # A repeat of a spike this stream has made before: its evidence is the
+                    # stream's own rate of such spikes (score 1 - rate), not a new extreme.
+                    cap = -_log10(self.spikes / (n + 1.0)) / 3.0
+                    if cap < spatial:
+                        spatial = cap if cap > 0.0 else 0.0
             if p.jump_weight and m >= 10:
                 # A step far beyond every recent step: catches spikes inside the value range.
                 top, bottom = dhi, dlo
@@ -335,6 +362,10 @@ class RarityLikelihood:
             self.lo = v
         if v > self.hi:
             self.hi = v
+        if v < self.xlo:
+            self.xlo = v
+        if v > self.xhi:
+            self.xhi = v
 
     def _track_excursion(self, v: float, spatial: float) -> None:
         """A short excursion far beyond the range (a spike of up to ``MAX_SPIKE_LEN`` points)
@@ -344,6 +375,7 @@ class RarityLikelihood:
         if exc is None:
             if spatial >= self.p.forget_spikes:
                 self.excursion = (self.lo, self.hi, 1)
+                self.spikes += 1
             return
         lo0, hi0, length = exc
         if lo0 <= v <= hi0:
@@ -415,20 +447,33 @@ class RarityLikelihood:
         if v - v != 0.0:
             return 0.0 if v != v else math.inf
         self.pending = None
-        if self.p.outlier_z:  # its score reads the windows before this event is added
+        p = self.p
+        if p.outlier_z:  # its score reads the windows before this event is added
             ev = self._evidence(v, False)
-            s = self._damped(v, ev[0])
             self._add(v, ev[5], ev[4])
         else:
             ev = self._evidence(v, True)
-            s = self._damped(v, ev[0])
+        s = ev[0]
+        if ts is not None and p.season_window and self.n >= p.warmup:
+            # From the end of warm-up: a short-lived stream never allocates the profiles
+            # (14 KB), and a season needs days of history anyway.
+            season = self.season
+            if season is None:
+                season = self.season = SeasonalChannel(
+                    window=p.season_window, lag=p.season_lag, margin=p.season_margin,
+                    least=p.season_least, ratio=p.season_ratio)
+            seasonal = season.score_learn(v, ts)
+            if seasonal > s:
+                s = seasonal
+        s = self._damped(v, s)
         self._learn(v, ev)
         return s
 
     def expected(self, coverage: float = 0.99) -> tuple[float, float] | None:
         """A causal band ``(low, high)`` holding the next value with about ``coverage``
-        probability: the central quantiles of the recent values. None while the stream
-        has fewer than ``warmup`` values.
+        probability: at the next phase of the stream's season when it has one (daily or
+        weekly, from event times), else the central quantiles of the recent values. None
+        while the stream has fewer than ``warmup`` values.
 
         >>> det = RarityLikelihood(warmup=10, history=100, long_window=200)
         >>> det.expected() is None
@@ -440,6 +485,14 @@ class RarityLikelihood:
         """
         if not 0.0 < coverage < 1.0:
             raise ValueError(f"coverage must be in (0, 1), got {coverage!r}")
+        season = self.season
+        if season is not None and self.n >= self.p.warmup:
+            # A stream with a season: its prediction for the next phase, +- the normal
+            # quantile of its residual spread.
+            center = season.expected()
+            if center is not None:
+                half = _normal_quantile(0.5 + 0.5 * coverage) * season.spread()
+                return center - half, center + half
         n = self.n
         if n < self.p.warmup or n < 2 or self.buf is None:
             return None
@@ -459,8 +512,10 @@ class RarityLikelihood:
 
     def _state(self, zero_copy: bool) -> tuple[Any, ...]:
         """Compact state: scalars, the short lists, the windows as raw bytes (8 B/value)."""
+        season = self.season
         state = (STATE_VERSION, self.p.key, self.n, self.count, self.pos, self.prev_outlier,
-                 self.excursion, self.pending, self.lo, self.hi, self.prev)
+                 self.excursion, self.pending, self.lo, self.hi, self.prev, self.xlo, self.xhi,
+                 self.spikes, None if season is None else season.state())
         if self.buf is None:
             return state
         m = self.n if self.n < self.p.history else self.p.history
@@ -475,7 +530,9 @@ class RarityLikelihood:
                 "rarity_likelihood state from another version of the detector; "
                 "the stream starts over")
         (_, key, self.n, self.count, self.pos, self.prev_outlier, self.excursion,
-         self.pending, self.lo, self.hi, self.prev, *rest) = state
+         self.pending, self.lo, self.hi, self.prev, self.xlo, self.xhi, self.spikes, season,
+         *rest) = state
+        self.season = None if season is None else SeasonalChannel.from_state(season)
         self.p = p = params(key)
         if not rest:  # nothing learned yet
             self.mean0 = self.mean1 = self.mean2 = self.var0 = self.var1 = self.var2 = 0.0
@@ -488,6 +545,12 @@ class RarityLikelihood:
          self.rec0, self.rec1, self.rec2, self.peak_n, self.peak_s, windows) = rest
         m = self.n if self.n < p.history else p.history
         self.buf, self.cap = unpack(windows, m, p.history)
+
+
+@functools.lru_cache(maxsize=16)
+def _normal_quantile(q: float) -> float:
+    """The standard normal quantile (cached: expected() asks for the same one per event)."""
+    return NormalDist().inv_cdf(q)
 
 
 class _Retired:

@@ -231,6 +231,9 @@ class StreamPipeline:
             if score < (upper if lower is None else lower) and self._open_len > config.min_duration:
                 self._open = False
                 self._open_len = 0
+        # Read before any explanation: occlusion probes call score_one, which overwrites them.
+        expected = getattr(det, "last_expected", None)
+        evidence = det.last_evidence if plan.timed else raw  # type: ignore[attr-defined]
         contributions = None
         if is_anomaly:
             if config.explain and len(x) > 1:
@@ -245,12 +248,8 @@ class StreamPipeline:
         version = self.version
         if plan.versioned:
             version += getattr(self.detector, "model_version", 0)
-        if plan.timed:  # the detector's own evidence, and the band the value was expected in
-            return Verdict(score, upper, is_anomaly, severity, warming, det.name, version,
-                           contributions, self._open, det.last_evidence,  # type: ignore[attr-defined]
-                           det.last_expected)  # type: ignore[attr-defined]
         return Verdict(score, upper, is_anomaly, severity, warming, det.name, version,
-                       contributions, self._open, raw, getattr(det, "last_expected", None))
+                       contributions, self._open, evidence, expected)
 
     def _track_shift(self, x: Features) -> None:
         run = self._run

@@ -18,8 +18,9 @@ alarms than one. The score is ``1 - p``: on a stationary stream about ``1 - s`` 
 events score above ``s``, whatever the noise (see docs/detectors.md, "Calibration and the
 false-alarm budget").
 
-A young stream has seen few values, so new extremes are common: for its first ``settle``
-events the p-values are multiplied by ``settle / n``. On simulated noise a young core's
+A young feature has seen few values, so new extremes are common: until a feature's core has
+learned ``settle`` values its p-values are multiplied by ``settle / n`` (its own ``n``: a
+feature that appears late in an old stream is young too). On simulated noise a young core's
 evidence beyond the table's 1e-4 point is 115 times too frequent at 50 events, 49 at 100,
 20 at 200, 8 at 500, 4 at 1,000 and 1.5 at 2,000-5,000 (Gaussian), which ``settle = 3000``
 covers; a gross spike still alarms at once.
@@ -90,6 +91,11 @@ def _config(key: tuple[Any, ...]) -> _Config:
             _CONFIGS.clear()
         cfg = _CONFIGS[key] = _Config(key)
     return cfg
+
+
+def _finite(band: tuple[float, float]) -> bool:
+    """A band worth reporting: both ends finite (an overflowed season gives inf or NaN)."""
+    return math.isfinite(band[0]) and math.isfinite(band[1])
 
 
 def _evidence(score: float) -> float:
@@ -193,7 +199,7 @@ class Rarity:
         for name in x:
             core = self.cores.get(name)
             rng = core.expected(cov) if core is not None else None
-            if rng is not None:
+            if rng is not None and _finite(rng):
                 band[name] = rng
         self.last_expected = band or None
 
@@ -203,12 +209,11 @@ class Rarity:
         if d == 0:
             self.last_contributions = None
             return 0.0
-        young = self.cfg.settle / self.n if self.n else math.inf
-        p_min = min(pvals.values())
-        if young > 1.0:
-            p_min = min(1.0, p_min * young)
-        p = sidak(p_min, d)
-        if d > 1:
+        p = sidak(min(pvals.values()), d)
+        if d == 1 and len(x) > 1:  # one feature scored (the others young or over the cap)
+            (scored,) = pvals
+            self.last_contributions = {k: (1.0 if k == scored else 0.0) for k in x}
+        elif d > 1:
             # Surprise beyond what d calm features give by chance (-log10 of 1/(10 d)).
             floor = 1.0 + _log10(d)
             weights = {k: (math.inf if pv <= 0.0 else max(0.0, -_log10(pv) - floor))
@@ -220,6 +225,16 @@ class Rarity:
         else:
             self.last_contributions = None
         return 1.0 - p
+
+    def _settled(self, p: float, age: int) -> float:
+        """``p`` of a feature that has learned ``age`` values (this one included), corrected
+        while the feature is young: a young core makes new extremes often (module doc)."""
+        settle = self.cfg.settle
+        if age < settle:
+            p = p * settle / age if age > 0 else 1.0
+            if p > 1.0:
+                return 1.0
+        return p
 
     def _p_value(self, cal: TailCalibrator, e: float) -> float:
         """The i.i.d. table's p-value of evidence ``e``, or the stream's own tail's when
@@ -233,6 +248,8 @@ class Rarity:
 
     def score_learn_at(self, x: Features, ts: float | None) -> float:
         """Score ``x`` against the past, then learn it; ``ts`` is its event time (Unix s)."""
+        if len(x) == 1:
+            return self._score_learn_single(x, ts)
         self._expect(x)
         self.pending = None
         pvals: dict[str, float] = {}
@@ -242,13 +259,38 @@ class Rarity:
             e = core.evidence_learn(value, ts)
             if young or value != value:
                 continue  # not ready to judge the value, or nothing to judge (NaN)
-            pvals[name] = self._p_value(cal, e)
+            pvals[name] = self._settled(self._p_value(cal, e), core.n)
             cal.learn(e)
             if e > top:
                 top = e
         self.n += 1
         self.last_evidence = top
         return self._combine(pvals, x)
+
+    def _score_learn_single(self, x: Features, ts: float | None) -> float:
+        """``score_learn_at`` for a one-feature event, the common case, without the
+        per-event dicts of the general path (same results)."""
+        ((name, value),) = x.items()
+        self.pending = None
+        self.last_contributions = None
+        pair = self._core(name)
+        if pair is None:
+            self.n += 1
+            self.last_expected, self.last_evidence = None, 0.0
+            return 0.0
+        core, cal = pair
+        band = core.expected(self.cfg.coverage)
+        self.last_expected = None if band is None or not _finite(band) else {name: band}
+        young = core.warming_up
+        e = core.evidence_learn(value, ts)
+        self.n += 1
+        if young or value != value:
+            self.last_evidence = 0.0
+            return 0.0
+        p = self._settled(self._p_value(cal, e), core.n)
+        cal.learn(e)
+        self.last_evidence = e if e > 0.0 else 0.0
+        return 1.0 - p
 
     def score_learn_one(self, x: Features) -> float:
         return self.score_learn_at(x, None)
@@ -263,7 +305,7 @@ class Rarity:
                 continue
             e = _evidence(core.score_one({name: value}))
             evidence[name] = e
-            pvals[name] = self._p_value(self.cals[name], e)
+            pvals[name] = self._settled(self._p_value(self.cals[name], e), core.n + 1)
         self.pending = (x, evidence)
         self.last_evidence = max(evidence.values(), default=0.0)
         return self._combine(pvals, x)

@@ -39,13 +39,16 @@ class Params:
 
     __slots__ = ("key", "warmup", "history", "long_window", "short_window", "local",
                  "log_scale", "refractory", "damp", "std_floor", "jump_weight", "margin",
-                 "outlier_z", "outlier_rank", "forget_spikes", "alpha", "log_norm", "lik_ready")
+                 "outlier_z", "outlier_rank", "forget_spikes", "spike_rate", "season_window", "season_lag",
+                 "season_margin",
+                 "season_least", "season_ratio", "alpha", "log_norm", "lik_ready")
 
     def __init__(self, key: tuple[Any, ...]) -> None:
         self.key = key
         (self.warmup, self.history, self.long_window, self.short_window, self.local,
          self.log_scale, self.refractory, self.damp, self.std_floor, self.jump_weight,
-         self.margin, self.outlier_z, self.outlier_rank, self.forget_spikes) = key
+         self.margin, self.outlier_z, self.outlier_rank, self.forget_spikes,
+         self.spike_rate, self.season_window, self.season_lag, self.season_margin, self.season_least, self.season_ratio) = key
         self.alpha = 1.0 / self.long_window
         self.log_norm = _log10(self.history + 2)  # the surprise of the rarest rank is 1
         # A channel's likelihood is 0 until its short mean has been learned this often.

@@ -128,7 +128,7 @@ class TailCalibrator:
     returns the p-value. State is six floats (pickles small).
     """
 
-    __slots__ = ("p", "u", "rate", "m1", "m2", "n", "k")
+    __slots__ = ("p", "u", "rate", "m1", "m2", "n", "k", "xi", "sigma")
 
     def __init__(self, params: TailParams = DEFAULT) -> None:
         self.p = params
@@ -138,6 +138,7 @@ class TailCalibrator:
         self.m2 = 2.0 * params.beta0 * params.beta0
         self.n = 0
         self.k = 0  # exceedances seen (not decayed: how much evidence the shape rests on)
+        self.xi, self.sigma = self.shape()  # cached: they change only on an exceedance
 
     def shape(self) -> tuple[float, float]:
         """(xi, sigma) of the fitted generalised Pareto tail (method of moments)."""
@@ -168,8 +169,8 @@ class TailCalibrator:
             return rate ** (e / u) if e > 0.0 else 1.0
         if e == math.inf:
             return 0.0
-        xi, sigma = self.shape()
-        y = (e - u) / sigma
+        xi = self.xi
+        y = (e - u) / self.sigma
         if abs(xi) < 1e-6:
             return rate * _exp(-y)
         base = 1.0 + xi * y
@@ -189,7 +190,7 @@ class TailCalibrator:
         u = self.u
         above = e > u
         self.rate += a * ((1.0 if above else 0.0) - self.rate)
-        xi, sigma = self.shape()
+        sigma = self.sigma
         if above:
             self.k += 1
             y = e - u
@@ -201,6 +202,7 @@ class TailCalibrator:
                 b = 1.0
             self.m1 += b * (y - self.m1)
             self.m2 += b * (y * y - self.m2)
+            self.xi, self.sigma = self.shape()
         # Track the 1 - q quantile: zero drift where P(E > u) = q; larger steps while young.
         self.u = u + p.step * (a * p.window) * sigma * ((1.0 if above else 0.0) - p.q)
 
@@ -218,3 +220,4 @@ class TailCalibrator:
         self.p = tail_params(q=q, window=window, prior=prior, u0=u0, beta0=beta0, clip=clip,
                              step=step, min_scale=min_scale, max_shape=max_shape,
                              shape_prior=shape_prior)
+        self.xi, self.sigma = self.shape()

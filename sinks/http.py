@@ -16,6 +16,9 @@ import aiohttp
 from sinks.errors import SinkError
 
 DEFAULT_TIMEOUT_S = 10.0
+# Answers are read up to this many bytes: an error code and a short text is all a sink
+# needs, and a receiver streaming without end must not hold it until its timeout.
+MAX_RESPONSE_BYTES = 64 * 1024
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -39,8 +42,17 @@ class HttpPoster:
         all_headers = {"Content-Type": "application/json"}
         all_headers.update(headers or {})
         try:
-            async with self._session.post(url, data=body, headers=all_headers) as resp:
-                text = await resp.text(errors="replace")
+            # No redirects: a receiver (or whoever controls its DNS) could send the signed
+            # POST to an internal address.
+            async with self._session.post(url, data=body, headers=all_headers,
+                                          allow_redirects=False) as resp:
+                raw = await resp.content.read(MAX_RESPONSE_BYTES)
+                text = raw.decode(resp.charset or "utf-8", errors="replace")
+                if 300 <= resp.status < 400:
+                    raise SinkError(
+                        f"{self.sink}: the receiver redirected (HTTP {resp.status}); redirects are "
+                        "not followed: configure the final URL", retriable=False, sink=self.sink,
+                        status=resp.status)
                 return Response(resp.status, text[:2000], dict(resp.headers))
         except TimeoutError:
             raise SinkError(

@@ -47,6 +47,7 @@ class Notification:
     contributions: tuple[tuple[str, float], ...] = ()
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
     dashboard_url: str | None = None
+    explore_url: str | None = None  # the stream explorer, focused on the stream around the incident
     resolved_at: float | None = None
     members: tuple[GroupMember, ...] = ()
     member_count: int = 0  # total incidents in a group (members lists only the top N)

@@ -56,8 +56,10 @@ def render(n: Notification, routing_key: str, client_url: str | None = None) -> 
     event["client"] = "pynomaly-stream"
     if client_url:
         event["client_url"] = client_url
-    if n.dashboard_url:
-        event["links"] = [{"href": n.dashboard_url, "text": "Grafana dashboard"}]
+    links = [{"href": url, "text": text} for url, text in ((n.explore_url, "Stream explorer"),
+                                                            (n.dashboard_url, "Grafana dashboard")) if url]
+    if links:
+        event["links"] = links
     return event
 
 

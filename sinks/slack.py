@@ -77,11 +77,12 @@ def render(n: Notification, top_n: int = 10) -> dict[str, Any]:
         {"type": "mrkdwn", "text": truncate(
             f"{emoji} incident `{escape(n.incident_id)}` · detector {escape(n.detector)}", MAX_FIELD_TEXT)},
     ]})
-    if n.dashboard_url and len(n.dashboard_url) <= MAX_URL:
-        blocks.append({"type": "actions", "elements": [
-            {"type": "button", "text": {"type": "plain_text", "text": "Open dashboard"},
-             "url": n.dashboard_url, "action_id": "open_dashboard"},
-        ]})
+    buttons = [{"type": "button", "text": {"type": "plain_text", "text": text}, "url": url, "action_id": action}
+               for text, url, action in (("Open in explorer", n.explore_url, "open_explorer"),
+                                         ("Open dashboard", n.dashboard_url, "open_dashboard"))
+               if url and len(url) <= MAX_URL]
+    if buttons:
+        blocks.append({"type": "actions", "elements": buttons})
     fallback = n.title + " | " + " | ".join(f"{k}: {v}" for k, v in n.summary_fields().items())
     return {"text": truncate(escape(fallback), MAX_FALLBACK_TEXT), "blocks": blocks[:MAX_BLOCKS]}
 

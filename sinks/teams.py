@@ -44,9 +44,10 @@ def card(n: Notification, top_n: int) -> dict[str, Any]:
         body.append({"type": "TextBlock", "text": "\n".join(lines), "wrap": True})
     content: dict[str, Any] = {"$schema": CARD_SCHEMA, "type": "AdaptiveCard",
                                "version": CARD_VERSION, "body": body}
-    if n.dashboard_url:
-        content["actions"] = [{"type": "Action.OpenUrl", "title": "Open dashboard",
-                               "url": n.dashboard_url}]
+    actions = [{"type": "Action.OpenUrl", "title": title, "url": url}
+               for title, url in (("Open in explorer", n.explore_url), ("Open dashboard", n.dashboard_url)) if url]
+    if actions:
+        content["actions"] = actions
     return content
 
 

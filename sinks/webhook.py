@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import time
 from collections.abc import Callable
 
 import orjson
@@ -29,8 +30,19 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
-    return hmac.compare_digest(sign(secret, timestamp, body), signature)
+# Receivers accept a signed request for this long (either way: clocks differ a little).
+MAX_AGE_S = 300.0
+
+
+def verify(secret: str, timestamp: str, body: bytes, signature: str, now: float | None = None,
+           max_age_s: float = MAX_AGE_S) -> bool:
+    """True when ``signature`` is right and ``timestamp`` within ``max_age_s`` of ``now``
+    (default: the wall clock): a captured request cannot be replayed later."""
+    try:
+        age = (time.time() if now is None else now) - int(timestamp)
+    except ValueError:
+        return False
+    return abs(age) <= max_age_s and hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
 class WebhookSink:

@@ -21,7 +21,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import faust
+from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
@@ -92,9 +94,12 @@ class BatchProducer:
                     cache[key] = p
             by_part.setdefault(p, []).append(rec)
         futures: list[asyncio.Future[Any]] = []
+        max_request = producer._max_request_size
         for p, recs in by_part.items():
             batch = _new_batch(producer)
             for key, value in recs:
+                if len(value) + (len(key) if key else 0) > max_request // 2:
+                    _check_size(key, value, max_request)
                 if batch.append(key=key, value=value, timestamp=None) is None:
                     futures.append(await producer.send_batch(batch, topic, partition=p))
                     batch = _new_batch(producer)
@@ -105,6 +110,15 @@ class BatchProducer:
             if batch.record_count():
                 futures.append(await producer.send_batch(batch, topic, partition=p))
         return futures
+
+
+def _check_size(key: bytes | None, value: bytes, max_request: int) -> None:
+    """Reject a record over the max request size as producer.send (and the broker) would:
+    a batch's first record is appended whatever its size, so send_batch would not."""
+    size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, [])
+    if size > max_request:
+        raise MessageSizeTooLargeError(
+            f"an output record is {size} bytes, over max_request_size={max_request}")
 
 
 async def produce_batch(app: faust.App, runtime: Runtime, out: BatchOutput,
@@ -333,14 +347,13 @@ def register_scoring(app: faust.App, runtime: Runtime) -> None:
         if checkpoints is None:
             await produce_batch(app, runtime, batch_scorer.run(records), producer)
         else:
-            try:
-                async with checkpoints.batch_lock:
+            async with checkpoints.batch_lock:
+                try:
                     await produce_batch(app, runtime, batch_scorer.run(records), producer)
-            except BaseException:
-                # Learned but maybe not written: no later mark or checkpoint (the idle timer,
-                # shutdown) may claim this batch; the replacement replays it.
-                checkpoints.batch_failed()
-                raise
+                except BaseException:
+                    # Learned, maybe not acknowledged: no mark or checkpoint may claim it.
+                    checkpoints.batch_failed()
+                    raise
         batch_duration.observe(time.perf_counter() - started)
         if checkpoints is not None:
             await checkpoints.maybe_checkpoint()

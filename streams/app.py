@@ -16,6 +16,8 @@ from streams.alerting.agents import register_alerting
 from streams.alerting.settings import AlertingSettings
 from streams.checkpoints import CheckpointStore, state_key
 from streams.eviction import StreamEvictor
+from streams.explore import StreamReader
+from streams.explore_api import ExploreAPI, register_explore_views
 from streams.kafka_auth import faust_credentials
 from streams.metrics import Metrics, load_metrics_settings
 from streams.scoring import StreamScorer, default_pipeline_factory
@@ -52,6 +54,7 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "broker_heartbeat_interval": settings.heartbeat_interval_s,
         "broker_commit_interval": settings.commit_interval_s,
         "producer_linger": settings.producer_linger_ms / 1000.0,
+        "producer_max_request_size": settings.producer_max_request_bytes,
         "consumer_auto_offset_reset": "earliest",
         "web_port": settings.web_port,
         "web_bind": settings.web_host,
@@ -112,6 +115,8 @@ def create_app(
     if runtime.evictor is not None:
         cap_streams(app, runtime, runtime.evictor)
     register_worker_views(app, metrics)
+    token = str(alerting.control_token) if alerting is not None else ""
+    register_explore_views(app, ExploreAPI(settings, StreamReader(settings), token, settings.web_host))
     if alerting is not None:
         register_alerting(app, settings, alerting, metrics)
     return app
@@ -129,6 +134,9 @@ def connect_checkpoints(app: faust.App, settings: Settings, store: CheckpointSto
 
     async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
         now = events_partitions(assigned)
+        store.tick(timer=True)  # pauses are watched from the first assignment on
+        if store.paused:  # resumed after a pause: a successor may have written newer state
+            await store.reassigned(owned | now)
         moved = owned - now
         if moved:
             await store.on_revoked(moved)
@@ -138,6 +146,10 @@ def connect_checkpoints(app: faust.App, settings: Settings, store: CheckpointSto
 
     async def on_shutdown(sender: Any, **kwargs: Any) -> None:
         await store.stop()
+
+    @app.timer(min(1.0, settings.session_timeout_s / 3))
+    async def notice_pauses() -> None:
+        store.tick(timer=True)
 
     # mode types receivers without the coroutine return; they are awaited (maybe_async).
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
@@ -167,12 +179,8 @@ def cap_streams(app: faust.App, runtime: Runtime, evictor: StreamEvictor) -> Non
             # A partition's assignment restore must index its evicted streams first.
             await store.ensure_restored({msg.partition for msg in messages})
         await evictor.restore_for(msg.key for msg in messages)
-        try:
-            await process(messages)  # returns once the batch's outputs are acknowledged
-        except BaseException:
-            if store is not None:  # the worker is going down: nothing may claim this batch
-                store.batch_failed()
-            raise
+        # Returns once the batch's outputs are acknowledged; a failure marks the store failed.
+        await process(messages)
         evictor.touch(msg.key for msg in messages)
         if store is not None:
             async with store.batch_lock:  # no checkpoint snapshot of a half-evicted stream

@@ -61,10 +61,14 @@ def free_port() -> int:
 class EmbeddedBroker:
     """Runs Tansu on 127.0.0.1:port as a child process (a context manager)."""
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1", quiet: bool = True) -> None:
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1", quiet: bool = True,
+                 own_session: bool = False) -> None:
         self.host = host
         self.port = port or free_port()
         self.quiet = quiet
+        # own_session: a terminal's Ctrl-C (sent to the whole foreground group) does not reach
+        # the broker, so its owner can stop its clients first and the broker last.
+        self.own_session = own_session
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -76,7 +80,8 @@ class EmbeddedBroker:
             raise BrokerError(f"port {self.port} is already in use; choose another with --port")
         out = subprocess.DEVNULL if self.quiet else None
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
-        self.proc = subprocess.Popen(broker_command(self.port, self.host), stdout=out, stderr=out, env=env)
+        self.proc = subprocess.Popen(broker_command(self.port, self.host), stdout=out, stderr=out, env=env,
+                                     start_new_session=self.own_session)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

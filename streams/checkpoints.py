@@ -15,9 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
-import hashlib
 import logging
-import pickle
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
@@ -25,61 +23,33 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from detectors.state import MAGIC, StateSignatureError, sign_payload, verify_payload
-from streams.compacted import read_to_end, restore_consumer_kwargs
+from streams.compacted import log_end, read_to_end, restore_consumer_kwargs
 from streams.kafka_auth import aiokafka_auth_kwargs
 from streams.metrics import Metrics
 from streams.scoring import StreamScorer
 from streams.settings import Settings
+from streams.state_format import (  # the state topic's format, re-exported
+    MAGIC,
+    PROGRESS_KEY,
+    CheckpointSignatureError,
+    dump_state,
+    load_state,
+    progress_payload,
+    sign,
+    state_key,
+    verify,
+)
 
 if TYPE_CHECKING:
     from streams.eviction import StreamEvictor
 
 log = logging.getLogger(__name__)
 
-# One signed format for all state, shared with detectors.state (MAGIC | HMAC tag | pickle).
-CheckpointSignatureError = StateSignatureError
-sign = sign_payload
-verify = verify_payload
-__all__ = ["MAGIC", "CheckpointSignatureError", "CheckpointStore", "load_state", "sign", "state_key", "verify"]
+__all__ = ["MAGIC", "PROGRESS_KEY", "CheckpointSignatureError", "CheckpointStore", "dump_state", "load_state",
+           "sign", "state_key", "verify"]
 
-
-# The key of the progress marks in the state topic: not valid UTF-8, so never a stream's key.
 # How long a batch yields for its progress marks to be written to the socket.
 MARK_SEND_S = 0.001
-PROGRESS_KEY = b"\xff\xfepynomaly-emitted"
-
-
-def _progress_payload(partition: int, offset: int) -> bytes:
-    # The partition is signed too: a mark copied to another partition is rejected.
-    return b"emitted %d %d" % (partition, offset)
-
-
-def load_state(blob: bytes, key: bytes) -> tuple[int, Any]:
-    """(offset learned, pipeline) of a checkpoint; CheckpointSignatureError when unusable.
-
-    A genuine checkpoint written by another code version (a detector class renamed or
-    removed since) fails to unpickle with AttributeError, ImportError...: it is rejected
-    like a forged one, and the stream re-warms, instead of crashing the worker on every
-    restart.
-    """
-    payload = verify(blob, key)
-    try:
-        offset, pipeline = pickle.loads(payload)  # noqa: S301 (verified above)
-    except Exception as exc:
-        raise CheckpointSignatureError(
-            f"signed state this version cannot load ({type(exc).__name__}: {exc})") from None
-    return int(offset), pipeline
-
-
-def state_key(settings: Settings) -> bytes | None:
-    key = settings.state_hmac_key.reveal()
-    if key:
-        return key.encode("utf-8")
-    if settings.dev_broker:
-        # Dev and tests only: a fixed key so state survives restarts out of the box.
-        return hashlib.sha256(b"pynomaly-dev:" + settings.app_id.encode()).digest()
-    return None
 
 
 class CheckpointStore:
@@ -101,6 +71,7 @@ class CheckpointStore:
         self.key = key
         self.clock = clock
         self.topic = settings.topic_state
+        self.events_topic = settings.topic_events
         self.restored: set[int] = set()
         self._restoring: dict[int, asyncio.Task[int]] = {}
         self._last = clock()
@@ -108,7 +79,13 @@ class CheckpointStore:
         # Set when max_streams_in_memory caps the streams in memory (streams/eviction.py).
         self.evictor: StreamEvictor | None = None
         self._marked: dict[int, int] = {}  # progress marks written: partition -> offset
+        # events partition -> its log end when restored, where a restored offset was checked
+        self.log_ends: dict[int, int] = {}
         self._failed = False  # a batch failed after learning: see batch_failed
+        # Pause detection (a "zombie" stopped past its session timeout, then resumed): the
+        # group gave its partitions to a successor, whose state must not be overwritten.
+        self._seen: float | None = None  # last tick, once the worker's timer ticks
+        self._paused_at: float | None = None
         # Held while a batch is scored and its outputs produced: a checkpoint must never
         # cover events whose outputs are not yet acknowledged.
         self.batch_lock = asyncio.Lock()
@@ -118,12 +95,16 @@ class CheckpointStore:
         # high watermark (streams.compacted), which the dev broker reports correctly.
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka_bootstrap, linger_ms=5, acks="all",
+            max_request_size=self.settings.producer_max_request_bytes,
             **aiokafka_auth_kwargs(self.settings),
         )
         await self._producer.start()
 
     async def stop(self) -> None:
-        await self.checkpoint()
+        try:
+            await self.checkpoint()
+        except Exception as exc:  # the producer must still be stopped
+            log.warning("final checkpoint failed (%s: %s)", type(exc).__name__, str(exc)[:200])
         if self.evictor is not None:
             await self.evictor.stop()
         if self._producer is not None:
@@ -139,7 +120,52 @@ class CheckpointStore:
         await self.mark_progress()
         if self.clock() - self._last < self.settings.checkpoint_interval_s:
             return 0
-        return await self.checkpoint()
+        try:
+            return await self.checkpoint()
+        except Exception as exc:
+            # The batch's outputs are acknowledged: failing it now would replay it (and, for a
+            # state over the request size, fail every retry the same way). The streams stay
+            # dirty and are tried again; a crash meanwhile re-warms from older state.
+            log.warning("checkpoint failed (%s: %s); retried at the next interval",
+                        type(exc).__name__, str(exc)[:200])
+            return 0
+
+    def tick(self, timer: bool = False) -> bool:
+        """Called often (a timer, every write): False while writes are held after a pause.
+        Pauses are watched once the worker's timer (``timer=True``) has ticked.
+
+        A gap longer than the session timeout means this process did not run meanwhile
+        (SIGSTOP, a frozen VM): the group has likely handed its partitions to another
+        worker, which wrote newer state. Writes are held until the next assignment
+        (:meth:`reassigned`), or, if none comes (the membership survived), for two session
+        timeouts.
+        """
+        if self._seen is None and not timer:
+            return True
+        now = self.clock()
+        gap, self._seen = now - (now if self._seen is None else self._seen), now
+        timeout = self.settings.session_timeout_s
+        if gap > timeout:
+            self._paused_at = now
+            log.warning("this worker did not run for %.1fs (> session timeout %.1fs): no state "
+                        "writes until the group confirms its partitions", gap, timeout)
+        elif self._paused_at is not None and now - self._paused_at > 2 * timeout:
+            self._paused_at = None
+            log.info("no rebalance followed the pause: state writes resume")
+        return self._paused_at is None
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_at is not None
+
+    async def reassigned(self, owned: set[int]) -> None:
+        """After a pause, a new assignment: everything in memory may be older than what a
+        successor wrote meanwhile, so it is dropped and restored from the state topic."""
+        if self._paused_at is None:
+            return
+        self._paused_at = None
+        log.warning("partitions %s: dropping in-memory state after the pause; restoring it", sorted(owned))
+        self._drop(owned)
 
     def batch_failed(self) -> None:
         """A batch raised after its events were learned but maybe before all its outputs
@@ -158,7 +184,7 @@ class CheckpointStore:
         would otherwise have the whole batch scored again by its replacement. The mark is
         taken under the batch lock, so it never covers unacknowledged outputs.
         """
-        if self._failed:
+        if self._failed or not self.tick():
             return 0
         async with self.batch_lock:
             moved = {p: o for p, o in self.scorer.progress.items() if self._marked.get(p) != o}
@@ -173,7 +199,7 @@ class CheckpointStore:
             for p, o in moved.items():
                 # A closed batch of its own goes out at once, without the producer's linger.
                 batch = producer.create_batch()
-                batch.append(key=PROGRESS_KEY, value=sign(_progress_payload(p, o), self.key),
+                batch.append(key=PROGRESS_KEY, value=sign(progress_payload(self.events_topic, p, o), self.key),
                              timestamp=None)
                 pending.append(await producer.send_batch(batch, self.topic, partition=p))
             # Let the sender write the request before the next batch's scoring holds the
@@ -203,7 +229,7 @@ class CheckpointStore:
         cannot be overtaken by an earlier one.
         """
         self._last = self.clock()
-        if self._failed:
+        if self._failed or not self.tick():
             return 0
         started = time.perf_counter()
         async with self.batch_lock:
@@ -233,6 +259,7 @@ class CheckpointStore:
         wanted = None if partitions is None else set(partitions)
         scorer = self.scorer
         out = []
+        too_large: list[int] = []
         for stream in list(scorer.dirty):
             partition, offset = scorer.owner[stream]
             if wanted is not None and partition not in wanted:
@@ -241,8 +268,21 @@ class CheckpointStore:
             pipeline = scorer.pipelines.get(stream)
             if pipeline is None:
                 continue
-            blob = sign(pickle.dumps((offset, pipeline), protocol=pickle.HIGHEST_PROTOCOL), self.key)
+            blob = dump_state(self.key, self.events_topic, partition, stream, offset, pipeline,
+                              scorer.features.get(stream))
+            if len(blob) + len(stream.encode()) > self.settings.max_output_bytes:
+                # Kafka would refuse it, and one refused send fails every write of the
+                # snapshot: count it and leave this stream to re-warm after a restart.
+                too_large.append(len(blob))
+                continue
             out.append((stream, partition, blob))
+        if too_large:
+            self.metrics.checkpoint_writes.labels("too_large").inc(len(too_large))
+            log.warning("%d stream state(s) exceed the producer's request size (largest %d bytes, "
+                        "limit %d): not checkpointed, so they re-warm after a restart; raise "
+                        "producer_max_request_bytes (and the topic's max.message.bytes) or send "
+                        "fewer features per stream", len(too_large), max(too_large),
+                        self.settings.max_output_bytes)
         return out
 
     def prefetch(self, partitions: Iterable[int]) -> None:
@@ -295,45 +335,81 @@ class CheckpointStore:
                     latest.move_to_end(stream)
                     if limit is not None and len(latest) > limit:
                         latest.popitem(last=False)
+            loaded: list[tuple[str, int, Any, list[str] | None]] = []
+            for stream, blob in latest.items():
+                try:
+                    offset, pipeline, features = load_state(blob, self.key, self.events_topic,
+                                                            partition, stream)
+                except CheckpointSignatureError as exc:
+                    self.metrics.checkpoint_restores.labels("rejected").inc()
+                    log.warning("rejected checkpoint of a stream on partition %d: %s; it re-warms",
+                                partition, exc)
+                    continue
+                loaded.append((stream, offset, pipeline, features))
+            mark_offset = self._verify_mark(partition, mark)
+            # Offsets past the events partition's end are of another incarnation of it (a
+            # recreated topic, an offset reset, a failover to a mirror): taken as they are,
+            # every new event below them would look replayed and get no score.
+            highest = max([o for _, o, _, _ in loaded] + [-1 if mark_offset is None else mark_offset])
+            end = await self._events_end(consumer, partition, highest) if highest >= 0 else 0
         finally:
             await consumer.stop()
-        self._restore_mark(partition, mark)
+        if highest >= 0:
+            self.log_ends[partition] = end
+        if mark_offset is not None and mark_offset >= end:
+            log.warning("partition %d: ignoring the progress mark at offset %d, above the log end "
+                        "%d of %s (a recreated topic or an offset reset?)",
+                        partition, mark_offset, end, self.events_topic)
+            mark_offset = None
+        if mark_offset is not None:
+            self.scorer.emitted[partition] = mark_offset
+            self._marked[partition] = mark_offset
+            log.info("partition %d: outputs were written up to offset %d", partition, mark_offset)
         if self.evictor is not None:
             self.evictor.plan(partition, offsets, loaded=latest)
-        restored = 0
-        for stream, blob in latest.items():
-            try:
-                offset, pipeline = load_state(blob, self.key)
-            except CheckpointSignatureError as exc:
-                self.metrics.checkpoint_restores.labels("rejected").inc()
-                log.warning("rejected checkpoint of a stream on partition %d: %s; it re-warms", partition, exc)
-                continue
+        restored = stale = 0
+        for stream, offset, pipeline, features in loaded:
+            if offset >= end:
+                stale += 1
+                offset = -1  # the model stays; no event of this partition is a replay of it
             bind = getattr(pipeline.detector, "bind", None)
             if bind is not None:  # windowed detectors need this worker's refit pool back
                 bind(self.executor, None)
-            self.scorer.restore(stream, pipeline, partition, offset)
+            self.scorer.restore(stream, pipeline, partition, offset, features)
             restored += 1
+        if stale:
+            log.warning("partition %d: %d checkpoints learned up to offsets above the log end %d "
+                        "of %s; their offsets are ignored (a recreated topic or an offset reset?)",
+                        partition, stale, end, self.events_topic)
         self.metrics.checkpoint_restores.labels("ok").inc(restored)
         log.info("restored %d streams of partition %d in %.3fs", restored, partition,
                  time.perf_counter() - started)
         return restored
 
-    def _restore_mark(self, partition: int, mark: bytes | None) -> None:
-        """The previous owner's progress mark: its replayed outputs are not written again."""
+    def _verify_mark(self, partition: int, mark: bytes | None) -> int | None:
+        """The offset of the previous owner's progress mark, if genuine and this partition's:
+        its replayed outputs are not written again."""
         if mark is None:
-            return
+            return None
         try:
             words = verify(mark, self.key).split()
-            offset = int(words[2])
-            if words[:2] != [b"emitted", b"%d" % partition]:
-                raise CheckpointSignatureError("progress mark of another partition")
+            offset = int(words[3])
+            if words[:3] != [b"emitted", self.events_topic.encode("utf-8"), b"%d" % partition]:
+                raise CheckpointSignatureError("progress mark of another partition or topic")
         except (CheckpointSignatureError, ValueError, IndexError) as exc:
             self.metrics.checkpoint_restores.labels("rejected").inc()
             log.warning("rejected progress mark of partition %d: %s", partition, exc)
-            return
-        self.scorer.emitted[partition] = offset
-        self._marked[partition] = offset
-        log.info("partition %d: outputs were written up to offset %d", partition, offset)
+            return None
+        return offset
+
+    async def _events_end(self, consumer: AIOKafkaConsumer, partition: int, highest: int) -> int:
+        """The log end of events ``partition``; on error, past ``highest`` (trust the offsets)."""
+        try:
+            return await log_end(consumer, TopicPartition(self.events_topic, partition), highest)
+        except Exception as exc:
+            log.warning("could not read the log end of %s[%d]: %r; trusting restored offsets",
+                        self.events_topic, partition, exc)
+            return highest + 1
 
     async def on_revoked(self, partitions: set[int]) -> None:
         """Write the revoked partitions' state for their next owner, then drop it here."""
@@ -341,6 +417,11 @@ class CheckpointStore:
             await self.checkpoint(partitions)
         except Exception as exc:  # the next owner falls back to the previous checkpoint
             log.warning("could not checkpoint revoked partitions %s: %r", sorted(partitions), exc)
+        self._drop(partitions)
+
+    def _drop(self, partitions: set[int]) -> None:
+        """Forget what is held for ``partitions``; they are restored from the topic if they
+        come back."""
         self.scorer.forget_partitions(partitions)
         if self.evictor is not None:
             self.evictor.forget_partitions(partitions)

@@ -80,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", default="", help="who gives the feedback (recorded in the audit log)")
     p.add_argument("--comment", default="", help="free text (recorded in the audit log)")
 
+    p = sub.add_parser("explore", help="serve the stream explorer page (also at the worker's /explore)",
+                       description="Serve the stream explorer: a stream's values, expected band, scores, "
+                                   "anomalies and incidents, read from the scores and alerts topics. "
+                                   "Needs no worker; any stream of the cluster can be shown.")
+    _common(p)
+    p.add_argument("--port", type=int, default=6067, help="port to listen on (default 6067)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+
     p = sub.add_parser("evaluate", help="score CSV series offline with the worker's code path",
                        add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER)
@@ -162,6 +170,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from streams.alerting.feedback_cli import run_feedback
 
         return run_feedback(settings, args.incident_id, args.label, args.stream, args.by, args.comment)
+    if cmd == "explore":
+        from streams.explore_api import run_explore
+
+        return run_explore(settings, args.port, args.host)
     if cmd == "demo":
         from streams.demo import run_demo
 

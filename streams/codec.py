@@ -19,7 +19,7 @@ from detectors.protocol import Verdict
 
 # Machine-readable dead-letter reasons (also the values of the dead-letter metric label).
 REASONS = {
-    "oversized": "the record is larger than max_record_bytes",
+    "oversized": "the record's key and value are larger than max_record_bytes",
     "empty": "the record has no value (null or empty)",
     "not_json": "the value is not valid UTF-8 JSON",
     "not_object": "the value is not a JSON object or an array of objects",
@@ -29,14 +29,23 @@ REASONS = {
     "missing_value": "neither 'value' nor 'values' is present",
     "bad_value": "'value'/'values' is not a finite number (or an object of them)",
     "bad_ts": "'ts' is neither an RFC 3339 string nor Unix seconds",
+    "ts_out_of_range": "the event time is further ahead of the clock than max_event_future_s "
+                       "(or behind it than max_event_age_s)",
     "bad_tags": "'tags' is not an object of string values",
     "bad_origin": "'_origin' is not a valid forwarding marker",
+    "output_too_large": "the scored or forwarded record would exceed the producer's max request size",
+    "detector_failed": "the stream's detector failed on the event, even freshly started",
+    "too_many_features": "the event brings new feature names past max_features_per_stream",
 }
 
 MAX_STREAM_LEN = 256
 MAX_FEATURES = 1000
 # Unix seconds beyond this are almost surely milliseconds (year 5138).
 MAX_UNIX_SECONDS = 1e11
+# (earliest, latest) event time accepted, Unix seconds: the worker derives it from its
+# clock per batch (settings max_event_age_s, max_event_future_s).
+TsRange = tuple[float, float]
+ANY_TS: TsRange = (0.0, MAX_UNIX_SECONDS)
 
 
 @dataclasses.dataclass(slots=True)
@@ -71,6 +80,10 @@ class DeadLetter:
     raw: bytes | None
     key: bytes | None
     source: Source
+    # Events of an array record it stands for (one dead letter per rejected record), and
+    # their reasons with counts when there are several.
+    count: int = 1
+    reasons: dict[str, int] | None = None
 
 
 class _Invalid(Exception):
@@ -117,8 +130,20 @@ def _number(name: str, raw: Any) -> float:
     return value
 
 
+def _check_range(ts: float, ts_range: TsRange) -> None:
+    lo, hi = ts_range
+    if not lo <= ts <= hi:
+        fmt = "%Y-%m-%dT%H:%M:%SZ"
+        bound = (f"more than max_event_future_s ahead of the worker's clock (latest accepted "
+                 f"{datetime.fromtimestamp(hi, UTC).strftime(fmt)})" if ts > hi else
+                 f"more than max_event_age_s behind the worker's clock (earliest accepted "
+                 f"{datetime.fromtimestamp(lo, UTC).strftime(fmt)})")
+        raise _Invalid("ts_out_of_range", f"the event time {ts!r} is {bound}; send Unix seconds "
+                       "or RFC 3339 from a synchronised clock")
+
+
 def _event(
-    obj: Any, key: str | None, record_ts: float, source: Source
+    obj: Any, key: str | None, record_ts: float, source: Source, ts_range: TsRange = ANY_TS
 ) -> Event:
     if not isinstance(obj, dict):
         raise _Invalid("not_object", f"expected a JSON object, got {type(obj).__name__}")
@@ -142,6 +167,7 @@ def _event(
         raise _Invalid("missing_value", "the event has neither 'value' nor 'values'")
     ts_raw = obj.get("ts")
     ts = record_ts if ts_raw is None else parse_ts(ts_raw)
+    _check_range(ts, ts_range)
     tags = obj.get("tags")
     if tags is not None:
         if not isinstance(tags, dict) or not all(
@@ -165,7 +191,7 @@ def _event(
 
 def _common_event(
     doc: dict[str, Any], key: bytes | None, record_ts_ms: int | None,
-    topic: str, partition: int, offset: int,
+    topic: str, partition: int, offset: int, ts_range: TsRange = ANY_TS,
 ) -> Event | None:
     """The common shape ``{"stream": str, "value": number[, "ts": number]}``, decoded with
     a few type checks; None for anything else, which takes the full path (that path also
@@ -183,12 +209,14 @@ def _common_event(
         if n != 2:  # a third field that is not "ts", or "ts": null
             return None
         ts = (record_ts_ms or 0) / 1000.0
+        if not ts_range[0] <= ts <= ts_range[1]:
+            return None
     else:
         tt = type(ts_raw)
         if n != 3 or (tt is not float and tt is not int):
             return None
         ts = float(ts_raw)
-        if not 0.0 <= ts <= MAX_UNIX_SECONDS:  # NaN fails too
+        if not ts_range[0] <= ts <= ts_range[1]:  # NaN fails too
             return None
     try:
         v = float(value)
@@ -210,11 +238,18 @@ def decode_record(
     offset: int,
     max_bytes: int,
     max_events: int,
+    ts_range: TsRange = ANY_TS,
 ) -> list[Event | DeadLetter]:
-    """Decode one input record into events and dead letters; never raises."""
+    """Decode one input record into events and dead letters; never raises.
+
+    Event times (``ts``, or the record timestamp without one) outside ``ts_range`` are
+    dead-lettered as ``ts_out_of_range``."""
     source = Source(topic, partition, offset)
-    if value is not None and len(value) > max_bytes:
-        return [DeadLetter("oversized", f"record is {len(value)} bytes, larger than max_record_bytes={max_bytes}",
+    # The key counts too: it is copied into outputs, and Kafka limits key and value together.
+    n_bytes = (len(value) if value is not None else 0) + (len(key) if key is not None else 0)
+    if n_bytes > max_bytes:
+        return [DeadLetter("oversized", f"record key and value are {n_bytes} bytes (key {len(key or b'')}), "
+                           f"larger than max_record_bytes={max_bytes}; send smaller records and keys",
                            value, key, source)]
     if not value:
         return [DeadLetter("empty", "record value is empty or null; send a JSON event", value, key, source)]
@@ -223,7 +258,7 @@ def decode_record(
     except orjson.JSONDecodeError as exc:
         return [DeadLetter("not_json", f"value is not valid JSON: {exc}"[:300], value, key, source)]
     if type(doc) is dict:
-        common = _common_event(doc, key, record_ts_ms, topic, partition, offset)
+        common = _common_event(doc, key, record_ts_ms, topic, partition, offset, ts_range)
         if common is not None:
             return [common]
     try:
@@ -240,15 +275,26 @@ def decode_record(
         if not any(isinstance(item, dict) for item in doc):
             return [DeadLetter("not_object", "the array holds no event objects", value, key, source)]
         out: list[Event | DeadLetter] = []
+        # One dead letter per record, however many of its events are rejected: a dead
+        # letter per element turned a 26 KB array into 94 MB of dead letters.
+        rejected: DeadLetter | None = None
         for i, item in enumerate(doc):
-            src = Source(topic, partition, offset, i)
             try:
-                out.append(_event(item, key_text, record_ts, src))
+                out.append(_event(item, key_text, record_ts, Source(topic, partition, offset, i), ts_range))
             except _Invalid as inv:
-                out.append(DeadLetter(inv.reason, inv.message, orjson.dumps(item), key, src))
+                if rejected is None:
+                    rejected = DeadLetter(inv.reason, inv.message, value, key,
+                                          Source(topic, partition, offset, i), 0, {})
+                    out.append(rejected)
+                rejected.count += 1
+                assert rejected.reasons is not None
+                rejected.reasons[inv.reason] = rejected.reasons.get(inv.reason, 0) + 1
+        if rejected is not None and rejected.count > 1:
+            rejected.message = (f"{rejected.count} of {len(doc)} events rejected; the first, at index "
+                                f"{rejected.source.index}: {rejected.message}")
         return out
     try:
-        return [_event(doc, key_text, record_ts, source)]
+        return [_event(doc, key_text, record_ts, source, ts_range)]
     except _Invalid as inv:
         return [DeadLetter(inv.reason, inv.message, value, key, source)]
 
@@ -299,19 +345,35 @@ def encode_scored(event: Event, verdict: Verdict) -> bytes:
     return orjson.dumps(scored_dict(event, verdict))
 
 
-# Keeps a dead-letter record under the broker's default 1 MB message limit.
+# A dead letter keeps at most these prefixes of the raw value, the key and the message:
+# ~90 KB in all (base64), far under any producer request size the settings allow.
 MAX_DEADLETTER_RAW = 64 * 1024
+MAX_DEADLETTER_KEY = 1024
+MAX_DEADLETTER_MESSAGE = 1000
+# Every dead letter fits in this many bytes (key of the record included); settings keep
+# the producer's max request size above it.
+MAX_DEADLETTER_BYTES = 4 * (MAX_DEADLETTER_RAW + MAX_DEADLETTER_KEY) // 3 + 8 * MAX_DEADLETTER_MESSAGE + 4096
+
+
+def deadletter_key(dl: DeadLetter) -> bytes | None:
+    """The Kafka key of a dead-letter record: the input key, cut to a bounded prefix."""
+    return None if dl.key is None else dl.key[:MAX_DEADLETTER_KEY]
 
 
 def encode_deadletter(dl: DeadLetter) -> bytes:
-    raw = dl.raw
+    raw, key = dl.raw, dl.key
     doc: dict[str, Any] = {
         "reason": dl.reason,
-        "message": dl.message,
+        "message": dl.message[:MAX_DEADLETTER_MESSAGE],
         "raw_b64": base64.b64encode(raw[:MAX_DEADLETTER_RAW]).decode("ascii") if raw is not None else None,
         "raw_bytes": len(raw) if raw is not None else 0,
         "raw_truncated": raw is not None and len(raw) > MAX_DEADLETTER_RAW,
-        "key_b64": base64.b64encode(dl.key).decode("ascii") if dl.key is not None else None,
+        "key_b64": base64.b64encode(key[:MAX_DEADLETTER_KEY]).decode("ascii") if key is not None else None,
+        "key_bytes": len(key) if key is not None else 0,
+        "key_truncated": key is not None and len(key) > MAX_DEADLETTER_KEY,
         "source": dl.source.as_dict(),
     }
+    if dl.reasons is not None:  # an array record: how many of its events, and why
+        doc["events"] = dl.count
+        doc["reasons"] = dl.reasons
     return orjson.dumps(doc)

@@ -38,6 +38,24 @@ async def read_to_end(consumer: AIOKafkaConsumer, tp: TopicPartition,
             yield msg
 
 
+async def log_end(consumer: AIOKafkaConsumer, tp: TopicPartition, above: int,
+                  wait_s: float = 2.0) -> int:
+    """The end offset of ``tp``. When ListOffsets answers ``above`` or less (a sign that an
+    offset is past the log, or of a stale answer, as above), a fetch's high watermark
+    confirms it. Reassigns ``consumer`` to ``tp``."""
+    end = (await consumer.end_offsets([tp]))[tp]
+    if end > above:
+        return end
+    consumer.assign([tp])
+    consumer.seek(tp, end)
+    for _ in range(max(1, int(wait_s * 1000 / POLL_MS))):
+        await consumer.getmany(tp, timeout_ms=POLL_MS, max_records=1)
+        high = consumer.highwater(tp)
+        if high is not None:
+            return max(end, high)
+    return end
+
+
 def restore_consumer_kwargs() -> dict[str, Any]:
     """Consumer options for a restore read: no group, no commits, short fetch waits."""
     return {"enable_auto_commit": False, "fetch_max_wait_ms": RESTORE_FETCH_WAIT_MS}

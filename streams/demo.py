@@ -151,7 +151,7 @@ def run_demo(settings: Settings, duration: float | None, streams: int, rate_tick
     host, _, port_text = settings.kafka_bootstrap.split(",")[0].rpartition(":")
     broker: EmbeddedBroker | None = None
     if not port_open(host, int(port_text)):
-        broker = EmbeddedBroker(int(port_text), host).start()
+        broker = EmbeddedBroker(int(port_text), host, own_session=True).start()
         print(f"demo: started the embedded broker on {broker.bootstrap}", file=sys.stderr)
     else:
         print(f"demo: using the broker already on {settings.kafka_bootstrap}", file=sys.stderr)
@@ -161,19 +161,29 @@ def run_demo(settings: Settings, duration: float | None, streams: int, rate_tick
     log_dir = Path(settings.data_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / "demo-worker.log"
+    # The worker and the broker run in their own sessions: Ctrl-C reaches only this process,
+    # which stops its own clients, then the worker, then the broker (each still has a broker
+    # to say goodbye to; no connection-error flood).
     with log_path.open("ab") as log_file:
         worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env,
-                                  stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                  stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                  start_new_session=True)
     print(f"demo: worker started (pid {worker.pid}, log {log_path}); "
           f"metrics on http://127.0.0.1:{settings.web_port}/metrics", file=sys.stderr)
     try:
         return asyncio.run(_run(settings, duration, streams, rate_ticks))
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        _stop_worker(worker)
         if broker:
             broker.stop()
         print("demo: stopped everything it started", file=sys.stderr)
+
+
+def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    """SIGTERM and wait for a clean shutdown; a second Ctrl-C or 15 s make it a kill."""
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(timeout=15)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        worker.kill()
+        worker.wait()

@@ -25,14 +25,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import pickle
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.checkpoints import CheckpointSignatureError, CheckpointStore, load_state, sign
+from streams.checkpoints import CheckpointSignatureError, CheckpointStore, dump_state, load_state
 from streams.errors import SettingsError
 from streams.kafka_auth import aiokafka_auth_kwargs
 from streams.scoring import BatchOutput, StreamScorer
@@ -135,11 +134,8 @@ class StreamEvictor:
                 del self.lru[s]
         if self.store is not None:
             await self._write(victims)
-        owner, dirty = self.scorer.owner, self.scorer.dirty
         for s in victims:
-            pipelines.pop(s, None)
-            owner.pop(s, None)
-            dirty.discard(s)
+            self.scorer.drop(s)
             self.lru.pop(s, None)
         self.evictions.inc(len(victims))
         return len(victims)
@@ -154,8 +150,8 @@ class StreamEvictor:
             if owned is None:  # never learned an event: nothing worth keeping
                 continue
             partition, offset = owned
-            blob = sign(pickle.dumps((offset, pipelines[s]), protocol=pickle.HIGHEST_PROTOCOL),
-                        self.store.key)
+            blob = dump_state(self.store.key, self.store.events_topic, partition, s, offset, pipelines[s],
+                              self.scorer.features.get(s))
             sends.append((s, partition, await producer.send(self.store.topic, blob,
                                                             key=s.encode("utf-8"), partition=partition)))
         results = await asyncio.gather(*(fut for _, _, fut in sends))
@@ -184,15 +180,18 @@ class StreamEvictor:
                 log.warning("evicted state of a stream on partition %d is gone; it re-warms", partition)
                 continue
             try:
-                learned, pipeline = load_state(blob, self.store.key)
+                learned, pipeline, features = load_state(blob, self.store.key, self.store.events_topic,
+                                                         partition, s)
             except CheckpointSignatureError as exc:
                 self.rejected.inc()
                 log.warning("rejected evicted state on partition %d: %s; it re-warms", partition, exc)
                 continue
+            if learned >= self.store.log_ends.get(partition, learned + 1):
+                learned = -1  # of another incarnation of the partition (see CheckpointStore)
             bind = getattr(pipeline.detector, "bind", None)
             if bind is not None:  # windowed detectors need this worker's refit pool back
                 bind(self.store.executor, None)
-            self.scorer.restore(s, pipeline, partition, learned)
+            self.scorer.restore(s, pipeline, partition, learned, features)
             self.lru[s] = None
             restored += 1
         self.restores.inc(restored)

@@ -27,6 +27,7 @@ EVENTS_WARMING_UP = "pynomaly_events_warming_up_total"
 EVENTS_DEADLETTERED = "pynomaly_events_deadlettered_total"
 EVENTS_FORWARDED = "pynomaly_events_forwarded_total"
 EVENTS_REPLAYED = "pynomaly_events_replayed_skipped_total"
+OWNERSHIP_VIOLATIONS = "pynomaly_partition_ownership_violations_total"
 ANOMALIES = "pynomaly_anomalies_total"
 SCORE = "pynomaly_calibrated_score"
 BATCH_DURATION = "pynomaly_scoring_batch_duration_seconds"
@@ -60,7 +61,7 @@ SINKS: tuple[str, ...] = ("slack", "teams", "pagerduty", "webhook", "kafka")
 # non-retriable failure: the notification is dead-lettered).
 OUTCOMES: tuple[str, ...] = ("delivered", "retry", "final")
 TRANSITIONS: tuple[str, ...] = ("opened", "updated", "resolved", "silenced")
-CHECKPOINT_OUTCOMES: tuple[str, ...] = ("ok", "error")
+CHECKPOINT_OUTCOMES: tuple[str, ...] = ("ok", "error", "too_large")
 RESTORE_OUTCOMES: tuple[str, ...] = ("ok", "rejected")
 COMPONENTS: tuple[str, ...] = ("score", "incidents", "notify", "checkpoint", "web", OTHER)
 MAX_SCORE_STREAMS = 20
@@ -193,6 +194,12 @@ class Metrics:
         self.events_replayed = Counter(
             _bare(EVENTS_REPLAYED),
             "Replayed events skipped because a restored checkpoint already covered them",
+            registry=r,
+        )
+        self.ownership_violations = Counter(
+            _bare(OWNERSHIP_VIOLATIONS),
+            "Events of a stream learned from another partition of the events topic (another "
+            "partitioner, explicit partitions, partitions added): scored, never skipped",
             registry=r,
         )
         self.events_forwarded = Counter(

@@ -11,6 +11,7 @@ Other packages declare their own settings dataclasses and load them with
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 import types
@@ -73,10 +74,31 @@ class Settings:
     data_dir: str = _doc("directory for Faust's local data", default=".pynomaly-data")
     log_level: str = _doc("debug, info, warning or error", default="info")
     max_record_bytes: int = _doc("larger input records are dead-lettered", default=1_000_000)
+    # Kafka producers' max.request.size defaults to 1 MiB and brokers' message.max.bytes to
+    # ~1 MiB; Faust's own default is 1,000,000. Every output is kept under this (dead letters
+    # are truncated, outputs over it are dead-lettered), so one record can never fail a batch.
+    producer_max_request_bytes: int = _doc(
+        "largest produce request (the producer's max.request.size); outputs are kept under it",
+        default=1_000_000)
+    # Every feature name a stream ever sent is kept in its detector's state: without a cap a
+    # producer sending new names grows it without bound (zscore: 58 KB -> 2 MB in 60 events).
+    max_features_per_stream: int = _doc(
+        "most distinct feature names a multivariate stream may send; events with new names "
+        "past it are dead-lettered (too_many_features)", default=1000)
     max_events_per_record: int = _doc("largest JSON array of events in one record", default=10_000)
+    # A day ahead: producers' clock skew, and local times sent as UTC (up to 14 h ahead).
+    # Producers with synchronised clocks can use minutes. No age limit by default:
+    # backfills and replays of old data (NAB is from 2013-2015) are legitimate.
+    max_event_future_s: float = _doc(
+        "events whose time is further ahead of the worker's clock are dead-lettered "
+        "(ts_out_of_range), seconds", default=86_400.0)
+    max_event_age_s: float = _doc(
+        "events whose time is further behind the worker's clock are dead-lettered, seconds "
+        "(0 = no limit)", default=0.0)
     batch_max_events: int = _doc("events taken from the stream per scoring batch", default=1000)
-    # 100,000 streams of the default detector are ~600 MiB (~5.9 KiB each, docs/scaling.md):
-    # a worker of usual size never evicts, a flood of new keys cannot exhaust its memory.
+    # A young default stream takes ~2 KiB, a warm one ~50-66 KiB per feature (its 1,000-value
+    # windows, docs/scaling.md): 100,000 warm univariate streams are ~6.3 GiB. The cap bounds
+    # what a flood of new keys can cost; size it to the worker's memory.
     max_streams_in_memory: int = _doc(
         "most streams kept in memory; least recently scored ones are evicted to the checkpoint "
         "topic and restored on their next event (0 = no cap)", default=100_000)
@@ -102,8 +124,9 @@ class Settings:
     kafka_ssl_cafile: str = _doc("CA bundle for TLS", default="")
     kafka_ssl_certfile: str = _doc("client certificate for mutual TLS", default="")
     kafka_ssl_keyfile: str = _doc("client key for mutual TLS", default="")
+    # Not in repr: the [alerting] table may hold webhook URLs, tokens and secrets.
     extra: Mapping[str, Any] = _doc(
-        "TOML tables other packages read (detectors, alerting...)", default_factory=dict
+        "TOML tables other packages read (detectors, alerting...)", default_factory=dict, repr=False
     )
 
     def __post_init__(self) -> None:
@@ -115,6 +138,11 @@ class Settings:
         _check(0 < self.web_port < 65536, "web_port", "a TCP port between 1 and 65535")
         _check(0.0 < self.threshold <= 1.0, "threshold", "a number in (0, 1]")
         _check(self.max_record_bytes >= 64, "max_record_bytes", "an integer >= 64")
+        _check(self.producer_max_request_bytes >= 131_072, "producer_max_request_bytes",
+               "an integer >= 131072 (a dead letter takes up to ~100 KB)")
+        _check(self.max_event_future_s > 0, "max_event_future_s", "a number of seconds > 0")
+        _check(self.max_event_age_s >= 0, "max_event_age_s", "a number of seconds >= 0 (0 = no limit)")
+        _check(self.max_features_per_stream >= 1, "max_features_per_stream", "an integer >= 1")
         _check(self.batch_max_events >= 1, "batch_max_events", "an integer >= 1")
         _check(self.max_streams_in_memory >= 0, "max_streams_in_memory", "an integer >= 0 (0 = no cap)")
         _check(self.batch_within_s > 0, "batch_within_s", "a number of seconds > 0")
@@ -147,11 +175,27 @@ class Settings:
             )
 
     @property
+    def max_output_bytes(self) -> int:
+        """Largest key + value of one output record: the request size less batch overhead."""
+        return self.producer_max_request_bytes - 1024
+
+    @property
     def output_topics(self) -> tuple[str, ...]:
         return (self.topic_scores, self.topic_anomalies, self.topic_deadletter)
 
     def with_overrides(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and loopback IP literals (a name may resolve to anything)."""
+    host = host.strip().strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _check(ok: bool, name: str, expected: str, value: object = None) -> None:

@@ -10,6 +10,7 @@ import sys
 import faust
 
 from detectors.rules import PipelineFactory
+from streams.alerting.control import check_exposure
 from streams.alerting.settings import load_alerting_settings
 from streams.app import create_app
 from streams.errors import PynomalyError
@@ -46,6 +47,7 @@ def uses_windowed_detectors(settings: Settings) -> bool:
 
 def run_worker(settings: Settings) -> int:
     alerting = load_alerting_settings(os.environ, settings.extra.get("alerting", {}))
+    check_exposure(settings, alerting)  # before touching Kafka: a refused bind fails fast
     if uses_windowed_detectors(settings):
         # One-off compile costs (numba: HBOS) at start-up, not on a stream's first refit.
         from detectors.windowed_pyod import warm_up_compilers

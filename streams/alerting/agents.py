@@ -32,7 +32,7 @@ from streams.alerting.factory import build_deliveries
 from streams.alerting.feedback import Strictness, parse_feedback
 from streams.alerting.feedback_cli import find_incident
 from streams.alerting.grouping import Grouper
-from streams.alerting.notify import Notifier
+from streams.alerting.notify import Notifier, explore_base
 from streams.alerting.notify_worker import SinkWorker, deadletter
 from streams.alerting.records import InvalidRecord, parse_scored
 from streams.alerting.settings import AlertingSettings
@@ -51,9 +51,10 @@ def build_engine(a: AlertingSettings) -> AlertEngine:
                                   a.false_positive_strict_max_steps))
 
 
-def build_notifier(a: AlertingSettings) -> Notifier:
+def build_notifier(a: AlertingSettings, settings: Settings | None = None) -> Notifier:
+    explore = explore_base(a.explore_url, settings.web_host, settings.web_port) if settings else a.explore_url
     return Notifier(a.router(), str(a.dashboard_url), a.dashboard_uid, a.notify_update_interval_s,
-                    a.group_top_n)
+                    a.group_top_n, explore)
 
 
 def register_alerting(app: faust.App, settings: Settings, alerting_settings: AlertingSettings,
@@ -165,7 +166,8 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
             msg = ev.message
             await store.ensure_restored({msg.partition})
             try:
-                recs = engine.feedback(parse_feedback(orjson.loads(msg.value or b"null")))
+                recs = engine.feedback(parse_feedback(orjson.loads(msg.value or b"null"), now=time.time(),
+                                                      max_silence_s=a.control_max_silence_s))
             except (orjson.JSONDecodeError, InvalidRecord, PynomalyError) as exc:
                 # PynomalyError: a silence feedback with bad fields (SettingsError)
                 reason = getattr(exc, "reason", "not_json" if isinstance(exc, ValueError) else "bad_field")
@@ -204,7 +206,7 @@ def register_alerting(app: faust.App, settings: Settings, alerting_settings: Ale
     deliveries = build_deliveries(a, on_attempt=metrics.note_notification,
                                   on_request=lambda sink, secs: metrics.sink_request_duration.labels(
                                       sink=sink).observe(secs), produce=produce)
-    workers = [SinkWorker(settings, name, delivery, build_notifier(a), metrics, store.producer,
+    workers = [SinkWorker(settings, name, delivery, build_notifier(a, settings), metrics, store.producer,
                           a.new_sink_lookback_s)
                for name, delivery in deliveries.items()]
     running: list[asyncio.Task[None]] = []

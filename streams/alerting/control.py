@@ -9,8 +9,12 @@
   feedback topic keyed by stream, and applied by the agent that owns the stream.
 
 With ``PYNOMALY_CONTROL_TOKEN`` set every request needs ``Authorization: Bearer <token>``
-(401 otherwise). Silences act on this process's engine at once and are written to the
-alerts audit log; like ``[[alerting.silences]]`` they live in memory, per worker.
+(401 otherwise); without one the worker refuses to serve them on a non-loopback address.
+Bodies must be ``application/json`` (415 otherwise): a cross-site ``text/plain`` or form
+POST from any web page needs no CORS preflight. Silences must not match every stream,
+are capped in count and duration, act on this process's engine at once and are written to
+the alerts audit log, as is every feedback; like ``[[alerting.silences]]`` they live in
+memory, per worker.
 """
 
 from __future__ import annotations
@@ -33,8 +37,9 @@ from streams.alerting.feedback import parse_feedback
 from streams.alerting.feedback_cli import LABELS
 from streams.alerting.records import InvalidRecord
 from streams.alerting.settings import AlertingSettings
-from streams.errors import PynomalyError
-from streams.settings import Settings
+from streams.alerting.silences import silences_everything
+from streams.errors import PynomalyError, SettingsError
+from streams.settings import Settings, is_loopback_host
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +53,12 @@ class ControlAPI:
 
     def __init__(self, engine: AlertEngine, alerts_topic: str, feedback_topic: str, publish: Publish,
                  token: str = "", lookup: Lookup | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, max_silences: int = 1000,
+                 max_silence_s: float = 7 * 86_400.0) -> None:
         self.engine, self.publish, self.lookup, self.clock = engine, publish, lookup, clock
         self.alerts_topic, self.feedback_topic = alerts_topic, feedback_topic
         self._token = token.encode()
+        self.max_silences, self.max_silence_s = max_silences, max_silence_s
 
     def authorized(self, header: str | None) -> bool:
         if not self._token:
@@ -65,6 +72,9 @@ class ControlAPI:
         if not self.authorized(headers.get("Authorization")):
             return 401, {"error": "unauthorized", "message": "send 'Authorization: Bearer <token>' "
                          "with the worker's PYNOMALY_CONTROL_TOKEN"}
+        if method in ("POST", "PUT") and not _is_json(headers.get("Content-Type")):
+            return 415, {"error": "unsupported_media_type", "message": "send the body as JSON with "
+                         "'Content-Type: application/json' (form and text/plain posts are refused)"}
         try:
             if route == "incidents" and method == "GET":
                 return 200, [incident_doc(i) for i in self.engine.open_incidents()]
@@ -96,8 +106,9 @@ class ControlAPI:
             raise BadRequest("'stream' must be a non-empty glob such as 'payments.*'")
         if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
             raise BadRequest("'tags' must be an object of tag name -> glob (strings)")
-        if stream == "*" and not tags:
-            raise BadRequest("give 'stream' (a glob) or 'tags': a silence of everything is refused")
+        if silences_everything(stream, tags):
+            raise BadRequest("give 'stream' or 'tags' a glob with a literal part (such as "
+                             "'payments.*'): a silence of everything is refused")
         ends_at = doc.get("ends_at")
         if "duration_s" in doc:
             dur = doc["duration_s"]
@@ -109,8 +120,15 @@ class ControlAPI:
         if ends_at <= now:
             raise BadRequest("'ends_at' is in the past: the silence would never apply")
         starts_at = doc.get("starts_at", now)
-        if isinstance(starts_at, bool) or not isinstance(starts_at, int | float):
+        if isinstance(starts_at, bool) or not isinstance(starts_at, int | float) \
+                or not math.isfinite(starts_at):
             raise BadRequest("'starts_at' must be Unix seconds")
+        if ends_at - max(now, starts_at) > self.max_silence_s:
+            raise BadRequest(f"a silence may last at most {self.max_silence_s:.0f} s "
+                             "(control_max_silence_s); renew it when it ends")
+        if sum(1 for s in self.engine.silences.silences if s.id) >= self.max_silences:
+            return 429, {"error": "too_many_silences", "message": f"{self.max_silences} silences are "
+                         "in force (control_max_silences); delete some first"}
         fields = {"stream": stream, "tags": tags, "starts_at": starts_at, "ends_at": ends_at,
                   "comment": str(doc.get("comment", ""))[:1000]}
         try:
@@ -135,7 +153,7 @@ class ControlAPI:
         if isinstance(doc, dict) and doc.get("kind") not in LABELS:
             raise BadRequest(f"'kind' must be one of {', '.join(LABELS)} (silences: POST /silences)")
         try:
-            fb = parse_feedback(doc)
+            fb = parse_feedback(doc, now=self.clock())
         except InvalidRecord as exc:
             raise BadRequest(exc.message) from None
         record = dict(doc)
@@ -149,11 +167,29 @@ class ControlAPI:
             return 404, {"error": "unknown_incident", "message": f"unknown incident {fb.incident_id!r}:"
                          " not in the alerts topic; check the id or give its 'stream'"}
         await self.publish(self.feedback_topic, str(record["stream"]).encode(), orjson.dumps(record))
+        audit = {"type": "control", "action": "feedback", "ts": self.clock(), "kind": fb.kind,
+                 "incident_id": fb.incident_id, "stream": record["stream"],
+                 "by": str(record.get("by", ""))[:200], "comment": str(record.get("comment", ""))[:1000]}
+        await self.publish(self.alerts_topic, b"control", orjson.dumps(audit))
         return 202, {"published": record}
 
 
 class BadRequest(ValueError):
     """The request body is wrong; the message says which field and how to fix it."""
+
+
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json"
+
+
+def check_exposure(settings: Settings, alerting_settings: AlertingSettings) -> None:
+    """Refuse to serve the control endpoints beyond loopback without a token."""
+    if not alerting_settings.control_token and not is_loopback_host(settings.web_host):
+        raise SettingsError(
+            f"the control endpoints (/silences, /feedback) would be served on {settings.web_host} "
+            "without a token: set PYNOMALY_CONTROL_TOKEN to a long random secret, or bind the web "
+            "server to 127.0.0.1 (PYNOMALY_WEB_HOST)")
 
 
 def _json(body: bytes) -> Any:
@@ -174,11 +210,11 @@ def incident_doc(inc: Any) -> dict[str, Any]:
 def register_control_views(app: faust.App, settings: Settings, alerting_settings: AlertingSettings,
                            engine: AlertEngine, publish: Publish, lookup: Lookup | None = None) -> ControlAPI:
     """Add /incidents, /silences, /silences/{silence_id} and /feedback to ``app``'s web server."""
+    check_exposure(settings, alerting_settings)
     api = ControlAPI(engine, settings.topic_alerts, settings.topic_feedback, publish,
-                     str(alerting_settings.control_token), lookup)
-    if not alerting_settings.control_token and settings.web_host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("control endpoints are served on %s without a token: set PYNOMALY_CONTROL_TOKEN",
-                    settings.web_host)
+                     alerting_settings.control_token.reveal(), lookup,
+                     max_silences=alerting_settings.control_max_silences,
+                     max_silence_s=alerting_settings.control_max_silence_s)
 
     def view(route: str) -> type[web.View]:
         class ControlView(web.View):

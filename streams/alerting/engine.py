@@ -90,8 +90,10 @@ class AlertEngine:
     def feedback(self, fb: Feedback) -> list[dict[str, Any]]:
         """Apply one feedback record; returns the alert records it caused."""
         if fb.kind == "silence":
-            self.silences.add(Silence.from_dict(fb.silence or {}, "silence feedback"))
-            return []
+            silence = Silence.from_dict(fb.silence or {}, "silence feedback")
+            self.silences.add(silence)
+            return [{"type": "silence", "action": "created", "via": "feedback", "silence_id": silence.id,
+                     "ts": fb.ts, "by": fb.by, **silence_doc(silence)}]
         key = self.known.get(fb.incident_id or "")
         if key is None and fb.stream:
             key = (fb.stream, fb.detector or "unknown")

@@ -18,8 +18,13 @@ import math
 from typing import Any
 
 from streams.alerting.records import InvalidRecord
+from streams.alerting.silences import silences_everything
 
 KINDS = ("false_positive", "true_positive", "ack", "silence")
+# Feedback is written by people and tools, on the wall clock: a time further ahead is a
+# mistake or an attack (a false positive at ts 1e18 would suppress a stream until then).
+MAX_AHEAD_S = 86_400.0
+MAX_SILENCE_S = 7 * 86_400.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,8 +39,12 @@ class Feedback:
     silence: dict[str, Any] | None = None
 
 
-def parse_feedback(doc: Any) -> Feedback:
-    """A feedback JSON object -> Feedback, or InvalidRecord naming the problem."""
+def parse_feedback(doc: Any, now: float | None = None, max_silence_s: float = MAX_SILENCE_S) -> Feedback:
+    """A feedback JSON object -> Feedback, or InvalidRecord naming the problem.
+
+    With ``now`` (the wall clock), ``ts`` may be at most a day ahead of it. A silence must
+    not match everything and must end within ``max_silence_s`` of its start.
+    """
     if not isinstance(doc, dict):
         raise InvalidRecord("not_object", "feedback must be a JSON object")
     kind = doc.get("kind")
@@ -44,6 +53,11 @@ def parse_feedback(doc: Any) -> Feedback:
     ts = doc.get("ts")
     if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
         raise InvalidRecord("bad_field", "'ts' must be Unix seconds")
+    if now is not None and ts > now + MAX_AHEAD_S:
+        raise InvalidRecord("bad_field", f"'ts' is more than {MAX_AHEAD_S:.0f} s ahead of the clock; "
+                            "send the time the feedback was given, in Unix seconds")
+    if kind == "silence":
+        _check_silence(doc, float(ts), max_silence_s)
     inc = doc.get("incident_id")
     if kind != "silence" and not (isinstance(inc, str) and inc):
         raise InvalidRecord("bad_field", f"'{kind}' feedback needs an 'incident_id'")
@@ -54,6 +68,22 @@ def parse_feedback(doc: Any) -> Feedback:
         by=str(doc.get("by", ""))[:200], comment=str(doc.get("comment", ""))[:1000],
         silence=doc if kind == "silence" else None,
     )
+
+
+def _check_silence(doc: dict[str, Any], ts: float, max_silence_s: float) -> None:
+    stream, tags = doc.get("stream", "*"), doc.get("tags") or {}
+    if not isinstance(stream, str) or not isinstance(tags, dict):
+        raise InvalidRecord("bad_field", "a silence needs 'stream' (a glob) and/or 'tags' (an object)")
+    if silences_everything(stream, tags):
+        raise InvalidRecord("bad_field", "a silence of everything is refused: give 'stream' or 'tags' "
+                            "a glob with a literal part, such as 'payments.*'")
+    ends_at, starts_at = doc.get("ends_at"), doc.get("starts_at", ts)
+    for name, value in (("ends_at", ends_at), ("starts_at", starts_at)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise InvalidRecord("bad_field", f"a silence needs a finite '{name}' (Unix seconds)")
+    if ends_at - max(ts, starts_at) > max_silence_s:
+        raise InvalidRecord("bad_field", f"a silence may last at most {max_silence_s:.0f} s; renew it "
+                            "when it ends")
 
 
 class Suppressions:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import socket
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
@@ -42,6 +43,32 @@ def dashboard_link(base: str, uid: str, stream: str, start: float, end: float | 
     return f"{base.rstrip('/')}/d/{urllib.parse.quote(uid)}?{urllib.parse.urlencode(params)}"
 
 
+def explore_link(base: str, stream: str | None, at: float, incident_id: str) -> str | None:
+    """The stream explorer around the incident (``/explore?stream=...&at=...``), or None
+    without a base URL. Groups (no single stream) land on the explorer's search.
+
+    >>> explore_link("http://w:6066", "a b", 1790000000.4, "inc-1")
+    'http://w:6066/explore?stream=a+b&at=1790000000&window=6h&incident=inc-1'
+    """
+    if not base:
+        return None
+    params = {"stream": stream} if stream else {}
+    params |= {"at": str(int(at)), "window": "6h", "incident": incident_id}
+    return f"{base.rstrip('/')}/explore?{urllib.parse.urlencode(params)}"
+
+
+def explore_base(configured: str, web_host: str, web_port: int) -> str:
+    """``PYNOMALY_EXPLORE_URL``, else the worker's own web address (any worker serves any stream).
+
+    >>> explore_base("", "0.0.0.0", 6066).endswith(":6066")
+    True
+    """
+    if configured:
+        return configured
+    host = socket.getfqdn() if web_host in ("0.0.0.0", "::", "") else web_host  # noqa: S104
+    return f"http://{f'[{host}]' if ':' in host else host}:{web_port}"
+
+
 @dataclasses.dataclass
 class _Sent:
     severity: str
@@ -50,8 +77,9 @@ class _Sent:
 
 class Notifier:
     def __init__(self, router: Router, dashboard_url: str = "", dashboard_uid: str = "pynomaly-detectors",
-                 update_interval_s: float = 1800.0, top_n: int = 10) -> None:
+                 update_interval_s: float = 1800.0, top_n: int = 10, explore_url: str = "") -> None:
         self.router = router
+        self.explore_url = explore_url
         self.dashboard_url, self.dashboard_uid = dashboard_url, dashboard_uid
         self.update_interval_s = update_interval_s
         self.top_n = top_n
@@ -138,6 +166,7 @@ class Notifier:
                 resolved_at=float(rec["ts"]) if kind == "group_resolve" else None,
                 dashboard_url=dashboard_link(self.dashboard_url, self.dashboard_uid, "All",
                                              float(rec["window_start"]), None),
+                explore_url=explore_link(self.explore_url, None, float(rec["window_start"]), rec["group_id"]),
             )
         expected = rec.get("expected")
         resolved_at = rec.get("resolved_at")
@@ -152,4 +181,6 @@ class Notifier:
             tags=dict(rec.get("tags") or {}), resolved_at=resolved_at,
             dashboard_url=dashboard_link(self.dashboard_url, self.dashboard_uid, rec["stream"],
                                          float(rec["opened_at"]), resolved_at),
+            explore_url=explore_link(self.explore_url, rec["stream"], float(rec["opened_at"]),
+                                     rec["incident_id"]),
         )

@@ -205,7 +205,8 @@ class SinkWorker:
             rec = orjson.loads(msg.value or b"null")
             plans = [n for sink, n in self.notifier.plan(rec) if sink == self.name] \
                 if isinstance(rec, dict) else []
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        except Exception as exc:  # any malformed record (e.g. contributions [1]): raised, it
+            # would make the worker reconnect and replay the same record forever
             self.metrics.errors.labels(component="notify").inc()
             await self.producer.publish([(s.topic_deadletter, None, deadletter(
                 "bad_alert_record", f"{type(exc).__name__}: {exc}"[:300], msg.value, msg, sink=self.name))])

@@ -13,6 +13,7 @@ false-positive feedback makes a stream's threshold, and for how long
 from __future__ import annotations
 
 import dataclasses
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,7 +22,7 @@ from streams.alerting.lifecycle import Timings
 from streams.alerting.routing import Route, Router
 from streams.alerting.silences import Silence, SilenceSet
 from streams.errors import SettingsError
-from streams.settings import Secret, load_dataclass
+from streams.settings import Secret, is_loopback_host, load_dataclass
 
 SINK_NAMES = ("slack", "teams", "pagerduty", "webhook", "kafka")
 
@@ -45,6 +46,8 @@ class AlertingSettings:
     notify_topic: str = _doc("Kafka topic that receives every notification as JSON (enables the "
                              "kafka sink)", default="")
     dashboard_url: Secret = _doc("Grafana base URL for links in notifications", default=Secret(""))
+    explore_url: str = _doc("base URL of the stream explorer that notifications link to "
+                            "(default: the worker's own web address)", default="")
     dashboard_uid: str = _doc("uid of the Grafana dashboard linked from notifications",
                               default="pynomaly-detectors")
     min_duration_s: float = _doc("an anomaly run must last this long to open an incident", default=0.0)
@@ -74,6 +77,11 @@ class AlertingSettings:
     control_token: Secret = _doc("bearer token the control endpoints (/incidents, /silences, "
                                  "/feedback) require; empty: no token (bind 127.0.0.1 only)",
                                  default=Secret(""))
+    allow_http_sinks: bool = _doc("allow plain http:// sink URLs beyond loopback (https otherwise)",
+                                  default=False)
+    control_max_silences: int = _doc("most silences the control API holds at once", default=1000)
+    control_max_silence_s: float = _doc("longest silence the control API creates, seconds",
+                                        default=7 * 86_400.0)
     notify_update_interval_s: float = _doc("chat updates (on escalation) at most this often",
                                            default=1800.0)
     default_sinks: tuple[str, ...] = _doc("sinks of the default route (empty: all enabled)", default=())
@@ -93,6 +101,7 @@ class AlertingSettings:
 
     def __post_init__(self) -> None:
         for name in ("quiet_s", "group_window_s", "http_timeout_s", "rate_per_s", "slack_rate_per_s",
+                     "control_max_silence_s",
                      "deadline_s", "base_backoff_s"):
             if not getattr(self, name) > 0:
                 raise SettingsError(f"invalid setting {name} / PYNOMALY_{name.upper()}: expected > 0")
@@ -106,16 +115,25 @@ class AlertingSettings:
         if self.false_positive_strict_s < 0:
             raise SettingsError("invalid setting false_positive_strict_s / "
                                 "PYNOMALY_FALSE_POSITIVE_STRICT_S: expected >= 0")
-        for name in ("min_count", "max_attempts", "breaker_failures", "group_top_n",
+        for name in ("min_count", "max_attempts", "breaker_failures", "group_top_n", "control_max_silences",
                      "false_positive_strict_max_steps"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"invalid setting {name} / PYNOMALY_{name.upper()}: expected >= 1")
+        if self.explore_url and not self.explore_url.startswith(("http://", "https://")):
+            raise SettingsError("invalid setting explore_url / PYNOMALY_EXPLORE_URL: expected an "
+                                f"http(s):// URL such as https://explore.example.com, got {self.explore_url!r}")
         for name in ("slack_webhook_url", "teams_webhook_url", "webhook_url", "pagerduty_url",
                      "dashboard_url"):
             value = getattr(self, name)
             if value and not str(value).startswith(("http://", "https://")):
                 raise SettingsError(f"invalid setting {name} / PYNOMALY_{name.upper()}: expected an "
                                     "http(s):// URL (value hidden: it is a secret)")
+            if (value and name != "dashboard_url" and str(value).startswith("http://")
+                    and not self.allow_http_sinks
+                    and not is_loopback_host(urllib.parse.urlsplit(str(value)).hostname or "")):
+                raise SettingsError(f"invalid setting {name} / PYNOMALY_{name.upper()}: plain http "
+                                    "sends the alert (and the URL's secret) unencrypted; use https, "
+                                    "or set PYNOMALY_ALLOW_HTTP_SINKS=true (value hidden: it is a secret)")
         key = self.pagerduty_routing_key
         if key and len(key) != 32:
             raise SettingsError("invalid setting PYNOMALY_PAGERDUTY_ROUTING_KEY: expected the "

@@ -10,10 +10,28 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from streams.errors import SettingsError
+
+_WILDCARDS = re.compile(r"\[!?\]?[^\]]*\]|[*?]")
+
+
+def matches_everything(glob: str) -> bool:
+    """True for a glob without a literal character (``*``, ``**``, ``?*``, ``[a-z]*``...):
+    it matches every stream (or tag value) that exists, or nearly.
+
+    >>> [matches_everything(g) for g in ("*", "**", "?*", "[!x]*", "payments.*")]
+    [True, True, True, True, False]
+    """
+    return not _WILDCARDS.sub("", glob)
+
+
+def silences_everything(stream: str, tags: Mapping[str, str]) -> bool:
+    """A silence whose stream glob and every tag glob match everything."""
+    return matches_everything(stream) and all(matches_everything(str(g)) for g in tags.values())
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,10 @@
 """Incident state checkpoints: open incidents survive restarts and follow their partition.
 
 Partition p of ``<alerts topic>.state`` (compacted, JSON) holds the incident state of the
-streams of scores partition p. A stream's state is written after the alert records of the
+streams of scores partition p. Each value is signed with the state key, with the scores
+topic, partition and stream (as detector checkpoints are): a writer to the topic without
+the key can neither suppress a stream's incidents nor break a restore. Without a key
+(``PYNOMALY_STATE_HMAC_KEY``) incident state is not kept across restarts. A stream's state is written after the alert records of the
 batch that changed it were acknowledged, with the scores offset it covers; a restarted or
 new owner restores the partition before it handles its first record, and skips replayed
 records at or below that offset, so an open incident keeps its id and resolves once.
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -19,6 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.alerting.engine import AlertEngine
 from streams.alerting.producer import AlertProducer
+from streams.checkpoints import CheckpointSignatureError, sign, state_key, verify
 from streams.compacted import read_to_end, restore_consumer_kwargs
 from streams.kafka_auth import aiokafka_auth_kwargs
 from streams.settings import Settings
@@ -30,10 +35,18 @@ def state_topic(settings: Settings) -> str:
     return f"{settings.topic_alerts}.state"
 
 
+def _header(topic: str, partition: int, stream: str) -> bytes:
+    return orjson.dumps(["pynomaly-alert-state", 1, topic, partition, stream]) + b"\n"
+
+
 class AlertStateStore:
     def __init__(self, settings: Settings, engine: AlertEngine) -> None:
         self.settings = settings
         self.engine = engine
+        self.key = state_key(settings)
+        if self.key is None:
+            log.warning("alerting: PYNOMALY_STATE_HMAC_KEY is not set: incident state is not kept "
+                        "across restarts (open incidents start afresh)")
         self.topic = state_topic(settings)
         self.owner: dict[str, int] = {}  # stream -> scores partition
         self.offsets: dict[str, int] = {}  # stream -> last scores offset covered by its state
@@ -75,14 +88,20 @@ class AlertStateStore:
         await self.start()
         streams = sorted(self.dirty)
         self.dirty.difference_update(streams)  # touched again while we await: written next time
+        if self.key is None:
+            return 0
         records, partitions = [], []
         for stream in streams:
+            partition = self.owner.get(stream)
+            if partition is None:  # never seen on a scores partition here: nothing to bind it to
+                continue
             doc = self.engine.snapshot(stream)
             doc["offset"] = self.offsets.get(stream, -1)
-            records.append((self.topic, stream.encode(), orjson.dumps(doc)))
-            partitions.append(self.owner.get(stream))
+            blob = sign(_header(self.settings.topic_scores, partition, stream) + orjson.dumps(doc), self.key)
+            records.append((self.topic, stream.encode(), blob))
+            partitions.append(partition)
         await self.producer.publish(records, partitions)
-        return len(streams)
+        return len(records)
 
     async def ensure_restored(self, partitions: Iterable[int]) -> None:
         """Restore the partitions not restored yet, concurrently (the scoring drain waits)."""
@@ -91,6 +110,9 @@ class AlertStateStore:
             if not missing:
                 return
             await self.start()
+            if self.key is None:  # nothing was kept, nothing to trust
+                self.restored.update(missing)
+                return
             counts = await asyncio.gather(*(self._restore(p) for p in missing))
             for p, n in zip(missing, counts, strict=True):
                 self.restored.add(p)
@@ -119,17 +141,33 @@ class AlertStateStore:
                     latest[msg.key.decode("utf-8", "replace")] = msg.value
         finally:
             await consumer.stop()
+        restored = 0
         for stream, blob in latest.items():
             try:
-                doc = orjson.loads(blob)
+                doc = self._load(blob, partition, stream)
+                offset = int(doc.get("offset", -1))
                 self.engine.restore(stream, doc)
-            except (orjson.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
-                log.warning("alerting: unreadable incident state of a stream on partition %d (%s); "
-                            "its incidents start afresh", partition, type(exc).__name__)
+            except Exception as exc:  # forged, another stream's, or malformed: never fatal
+                self.engine.forget({stream})  # nothing half-restored stays
+                log.warning("alerting: rejected incident state of a stream on partition %d (%s: %s); "
+                            "its incidents start afresh", partition, type(exc).__name__, str(exc)[:200])
                 continue
             self.owner[stream] = partition
-            self.offsets[stream] = int(doc.get("offset", -1))
-        return len(latest)
+            self.offsets[stream] = offset
+            restored += 1
+        return restored
+
+    def _load(self, blob: bytes, partition: int, stream: str) -> dict[str, Any]:
+        if self.key is None:
+            raise CheckpointSignatureError("no state key to verify it with")
+        payload = verify(blob, self.key)
+        header = _header(self.settings.topic_scores, partition, stream)
+        if not payload.startswith(header):
+            raise CheckpointSignatureError("signed for another stream, partition or topic")
+        doc = orjson.loads(payload[len(header):])
+        if not isinstance(doc, dict):
+            raise CheckpointSignatureError("not an object")
+        return doc
 
     async def _ensure_topic(self) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap,

@@ -67,7 +67,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 async def call(srv: Server, method: str, path: str, body: object = None,
                headers: dict | None = AUTH) -> tuple[int, object]:
     async with aiohttp.ClientSession() as s, s.request(
-            method, srv.url + path, headers=headers or {},
+            method, srv.url + path, headers={"Content-Type": "application/json", **(headers or {})},
             data=orjson.dumps(body) if body is not None else None) as r:
         return r.status, await r.json()
 
@@ -136,7 +136,7 @@ async def test_bad_silences_are_refused_with_the_field_named(server, body, needl
 async def test_invalid_json_is_a_400(server):
     srv, _, _ = server
     async with aiohttp.ClientSession() as s, s.post(srv.url + "/feedback", data=b"{nope",
-                                                      headers=AUTH) as r:
+                                                      headers={**AUTH, "Content-Type": "application/json"}) as r:
         assert r.status == 400 and "not valid JSON" in (await r.json())["message"]
 
 
@@ -146,14 +146,18 @@ async def test_feedback_is_published_keyed_by_the_incident_stream(server):
     status, body = await call(srv, "POST", "/feedback", {"kind": "false_positive", "incident_id": inc,
                                                           "by": "alice"})
     assert status == 202
-    topic, key, rec = published[-1]
+    topic, key, rec = [r for r in published if r[0] == "t.feedback"][-1]
     assert (topic, key) == ("t.feedback", b"payments")
     assert rec == {"kind": "false_positive", "incident_id": inc, "by": "alice", "ts": T0,
                    "stream": "payments", "detector": "zscore"}
     assert eng.open_incidents()  # applied by the feedback agent, not by the endpoint
+    # audited on the alerts topic (issue 13)
+    audit = [(v["type"], v["action"], v["incident_id"], v["by"], v["ts"]) for t, _, v in published
+             if t == "t.alerts"]
+    assert audit == [("control", "feedback", inc, "alice", T0)]
     # known only to the audit log (another worker's incident): found by the lookup
     status, body = await call(srv, "POST", "/feedback", {"kind": "ack", "incident_id": "inc-elsewhere"})
-    assert status == 202 and published[-1][1] == b"from.audit.log"
+    assert status == 202 and [r for r in published if r[0] == "t.feedback"][-1][1] == b"from.audit.log"
 
 
 @pytest.mark.parametrize("body,status,needle", [

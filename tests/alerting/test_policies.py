@@ -201,5 +201,9 @@ def test_notifier_skips_suppressed_and_feedback_records():
 
 def test_bad_silence_feedback_is_a_settings_error_not_a_crash():
     eng = engine()
-    with pytest.raises(SettingsError):
+    # Refused when parsed now (issue 13: a silence of everything, and without a finite end);
+    # the feedback agent dead-letters InvalidRecord and SettingsError alike.
+    with pytest.raises((SettingsError, InvalidRecord)):
         eng.feedback(parse_feedback({"kind": "silence", "ts": T0, "ends_at": "soon"}))
+    with pytest.raises((SettingsError, InvalidRecord)):
+        eng.feedback(parse_feedback({"kind": "silence", "ts": T0, "stream": "x*", "ends_at": "soon"}))

@@ -87,6 +87,11 @@ def compose_binary() -> Path:
     return binary
 
 
+# Test values for the secrets the Compose stack requires.
+COMPOSE_SECRETS = {"PYNOMALY_CONTROL_TOKEN": "compose-test-control-token",
+                   "PYNOMALY_STATE_HMAC_KEY": "compose-test-state-hmac-key"}
+
+
 def compose(*args: str, env: Mapping[str, str] | None = None, file: Path = COMPOSE_FILE,
             via_docker: bool = False, config_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run Compose on ``file``: the binary directly, or as `docker compose` (CLI plugin).
@@ -95,6 +100,7 @@ def compose(*args: str, env: Mapping[str, str] | None = None, file: Path = COMPO
     PYNOMALY_* variables cannot change what is validated.
     """
     run_env = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
+    run_env.update(COMPOSE_SECRETS)  # the stack requires them (no publicly known defaults)
     run_env.update(env or {})
     if via_docker:
         assert config_dir is not None

@@ -80,6 +80,8 @@ def test_worker_runs_on_a_read_only_root(kafka_bootstrap: str, tmp_path: Path) -
         "PYNOMALY_DATA_DIR": f"{WRITABLE}/pynomaly-data",  # the emptyDir's stand-in
         "TMPDIR": WRITABLE,
         "PYNOMALY_STATE_HMAC_KEY": "read-only-root-test-key",
+        # the image binds 0.0.0.0: deployments give the control API a token (issue 13)
+        "PYNOMALY_CONTROL_TOKEN": "read-only-root-test-token",
         **topic_env(unique("ro"), partitions=2),
     }
     log = tmp_path / "worker.log"

@@ -9,7 +9,8 @@ import pytest
 
 MODULES = ["calibration", "thresholds", "explain", "pipeline", "rules", "state", "river_base",
            "windowed_pyod", "seasonality", "rank_windows", "rarity_params", "ensemble", "zscore",
-           "sad", "gaussian", "hst", "ocsvm", "loda", "pad"]
+           "sad", "gaussian", "hst", "ocsvm", "loda", "pad",
+           pytest.param("deep_pyod", marks=pytest.mark.deep)]  # the deep extra: torch
 
 
 @pytest.mark.parametrize("module", MODULES)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from detectors import registry
 from detectors.pipeline import PipelineConfig, StreamPipeline
+from tests.detectors.names import detector_params
 
 values = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
@@ -22,7 +23,7 @@ events = st.lists(
 )
 
 
-@pytest.mark.parametrize("name", registry.names())
+@pytest.mark.parametrize("name", detector_params())
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stream=events)
 def test_any_stream_is_processed(name: str, stream) -> None:

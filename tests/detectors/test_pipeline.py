@@ -9,6 +9,7 @@ from detectors import registry
 from detectors.calibration import LogNormalCalibrator, make_calibrator
 from detectors.pipeline import PipelineConfig, StreamPipeline
 from detectors.thresholds import Hysteresis, QuantileThreshold
+from tests.detectors.names import detector_params
 from tests.detectors.streams import roc_auc, spiky_stream
 
 EVENTS, LABELS = spiky_stream(n=400, start=150, every=60)
@@ -20,7 +21,7 @@ def pipeline(name: str, **kw) -> StreamPipeline:
     return StreamPipeline(PipelineConfig(detector=name, params=params, warmup=warmup, **kw))
 
 
-@pytest.mark.parametrize("name", registry.names())
+@pytest.mark.parametrize("name", detector_params())
 def test_calibrated_scores_share_one_threshold(name: str) -> None:
     p = pipeline(name)
     verdicts = [p.process(x) for x in EVENTS]

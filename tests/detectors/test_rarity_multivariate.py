@@ -127,3 +127,21 @@ def test_evidence_map_is_monotone_and_extrapolates_its_tail() -> None:
     assert all(a >= b for a, b in zip(ps, ps[1:], strict=False))
     assert ps[0] == 1.0 and m(KNOTS[-1][0]) == 10.0 ** -KNOTS[-1][1]
     assert m(5.0) < 1e-12 and m(float("inf")) == 0.0 and m(float("nan")) == 1.0
+
+
+def test_a_spike_beside_a_young_feature_is_blamed_on_the_feature_that_moved() -> None:
+    """A feature that appears just before a spike in another is not scored yet (young):
+    the spike's feature takes the whole contribution, and the verdict's band and evidence
+    are those of the spike (explanations must not overwrite them)."""
+    rng = np.random.default_rng(8)
+    pipe = _pipe()
+    for i in range(2000):
+        pipe.process({"cpu": float(rng.normal(50.0, 1.0))}, T0 + 60 * i)
+    for i in range(2000, 2010):
+        pipe.process({"cpu": float(rng.normal(50.0, 1.0)), "mem": float(rng.normal(5.0, 1.0))},
+                     T0 + 60 * i)
+    band = pipe.detector.cores["cpu"].expected(0.99)  # type: ignore[attr-defined]
+    v = pipe.process({"cpu": 500.0, "mem": 5.0}, T0 + 60 * 2010)
+    assert v.is_anomaly and v.contributions == {"cpu": 1.0, "mem": 0.0}
+    assert v.expected is not None and v.expected["cpu"] == band and v.expected["cpu"][1] < 60.0
+    assert v.raw_score > 2.0  # the spike's evidence, not a probe's

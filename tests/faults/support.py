@@ -319,3 +319,40 @@ def read_raw_keyed(bootstrap: str, topic: str, idle: float = 1.0) -> list[tuple[
         return out
     finally:
         c.close()
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """The consumer group's committed offsets of ``topic`` (partition -> next offset)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        md = c.list_topics(topic, timeout=10)
+        tps = [TopicPartition(topic, p) for p in md.topics[topic].partitions]
+        return {tp.partition: tp.offset for tp in c.committed(tps, timeout=10) if tp.offset >= 0}
+    finally:
+        c.close()
+
+
+def check_ledger(delivered: set[Offset], outputs: Iterable[Offset],
+                 replayable: Callable[[Offset], bool] = lambda o: False) -> dict[str, int]:
+    """The ledger over a run: every delivered input offset has exactly one output (a scored
+    record or a dead letter), no output names an offset never delivered, and an offset has
+    several only when ``replayable`` says it was in an uncommitted window (a kill's).
+
+    Returns the figures; raises AssertionError naming the first offenders.
+    """
+    counts: dict[Offset, int] = {}
+    for o in outputs:
+        counts[o] = counts.get(o, 0) + 1
+    missing = delivered - counts.keys()
+    unexpected = counts.keys() - delivered
+    duplicated = {o: n for o, n in counts.items() if n > 1}
+    outside = sorted(o for o in duplicated if not replayable(o))
+    figures = {"inputs": len(delivered), "outputs": sum(counts.values()), "missing": len(missing),
+               "unexpected": len(unexpected), "duplicated_offsets": len(duplicated),
+               "duplicates": sum(duplicated.values()) - len(duplicated),
+               "duplicated_outside_window": len(outside)}
+    assert not missing, f"ledger: {len(missing)} input offsets without an output, e.g. {sorted(missing)[:5]}"
+    assert not unexpected, f"ledger: outputs name offsets never delivered, e.g. {sorted(unexpected)[:5]}"
+    assert not outside, f"ledger: {len(outside)} offsets duplicated outside the uncommitted window, " \
+        f"e.g. {outside[:5]}"
+    return figures

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = ROOT / "dashboards"
 METRIC = re.compile(r"\bpynomaly_[a-zA-Z0-9_]+")
 # What Grafana substitutes before a query reaches Prometheus.
-GRAFANA_VARS = {"$__rate_interval": "30s", "$__interval": "15s", "$__range": "1h"}
+# "$stream": what Grafana substitutes for the detectors dashboard's "All" (its allValue)
+GRAFANA_VARS = {"$__rate_interval": "30s", "$__interval": "15s", "$__range": "1h", "$stream": ".*"}
 
 
 def panel_queries(path: Path) -> Iterator[tuple[str, str]]:
