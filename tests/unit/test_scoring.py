@@ -168,5 +168,4 @@ def test_forgetting_partitions_and_streams_drops_only_those():
     scorer.forget(["b", "never-seen"])
     assert scorer.pipelines == {} and scorer.owner == {"b": (1, 20)}
     scorer.restore("b", kept, 1, 20)
-    assert scorer.pipelines == {"b": kept} and scorer.already_learned("b", 20)
-    assert not scorer.already_learned("b", 21)
+    assert scorer.pipelines == {"b": kept} and scorer.owner == {"b": (1, 20)}
