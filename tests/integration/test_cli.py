@@ -31,21 +31,22 @@ def test_help_names_every_command():
 
 # Each command is also run for real: broker, produce, tail, demo below; worker in every
 # integration test (tests/support/kafka.py) and its settings check below; feedback and
-# evaluate below; settings and detectors below.
-COMMANDS = ("broker", "worker", "produce", "tail", "demo", "feedback", "evaluate", "detectors", "settings")
+# evaluate below; settings and detectors below; explore in tests/explore/test_explore_api.py.
+COMMANDS = ("broker", "worker", "produce", "tail", "demo", "feedback", "evaluate", "detectors", "settings",
+            "explore")
 
 
 def test_every_command_is_listed_and_run_by_a_test():
-    import inspect
     import re
 
     from streams.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert set(sub.choices) == set(COMMANDS)
-    here = inspect.getsource(inspect.getmodule(test_every_command_is_listed_and_run_by_a_test))
-    for cmd in set(COMMANDS) - {"worker"}:  # workers run as `streams.cli worker` in support/kafka.py
-        assert re.search(rf'"-m", "streams.cli", "{cmd}"|cli\("{cmd}"', here), f"{cmd} is never run"
+    # Workers run as `streams.cli worker` in tests/support/kafka.py, explore in tests/explore.
+    sources = "".join(p.read_text() for p in (REPO / "tests").rglob("*.py"))
+    for cmd in COMMANDS:
+        assert re.search(rf'"streams.cli", "{cmd}"|cli\("{cmd}"', sources), f"{cmd} is never run"
 
 
 def test_settings_command_prints_every_setting():

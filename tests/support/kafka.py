@@ -116,8 +116,9 @@ def checkpointed_offsets(bootstrap: str, env: dict[str, str]) -> dict[str, int]:
                     ends.pop(m.partition(), None)
                 if m.key() == PROGRESS_KEY or not m.value():
                     continue
-                offset, _ = load_state(m.value(), key)
-                latest[m.key().decode()] = offset
+                stream = m.key().decode()
+                offset = load_state(m.value(), key, topic, m.partition(), stream)[0]
+                latest[stream] = offset
         return latest
     finally:
         c.close()
