@@ -117,7 +117,8 @@ def checkpointed_offsets(bootstrap: str, env: dict[str, str]) -> dict[str, int]:
                 if m.key() == PROGRESS_KEY or not m.value():
                     continue
                 stream = m.key().decode()
-                offset = load_state(m.value(), key, topic, m.partition(), stream)[0]
+                # signed for its events topic and partition (state partition p holds events partition p)
+                offset = load_state(m.value(), key, env["PYNOMALY_TOPIC_EVENTS"], m.partition(), stream)[0]
                 latest[stream] = offset
         return latest
     finally:
