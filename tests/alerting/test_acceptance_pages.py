@@ -27,6 +27,7 @@ import pytest
 from streams.broker import free_port
 from tests.support.kafka import REPO, WorkerProcess, read_all
 from tests.support.receivers import PD_KEY, PagerDutyReceiver, SlackReceiver, TeamsReceiver
+from tests.support.waiting import async_wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -62,15 +63,6 @@ def series(tmp: Path) -> list[Path]:
     return files
 
 
-async def wait_until(cond, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def test_three_spikes_page_three_times_and_clean_series_never(kafka_bootstrap, app_env, tmp_path):
     slack, teams, pd = SlackReceiver(), TeamsReceiver(), PagerDutyReceiver()
     for r in (slack, teams, pd):
@@ -92,9 +84,9 @@ async def test_three_spikes_page_three_times_and_clean_series_never(kafka_bootst
         scored = await asyncio.to_thread(read_all, kafka_bootstrap, app_env["PYNOMALY_TOPIC_SCORES"],
                                          total, 180, 2)
         assert len(scored) >= total
-        await wait_until(lambda: len(pd.events("resolve")) >= 3, 120, "three PagerDuty resolves")
+        await async_wait_for(lambda: len(pd.events("resolve")) >= 3, 120, "three PagerDuty resolves")
         # Slack and Teams deliver independently: three triggers and three resolves each.
-        await wait_until(lambda: len(slack.accepted) >= 6 and len(teams.accepted) >= 6, 60,
+        await async_wait_for(lambda: len(slack.accepted) >= 6 and len(teams.accepted) >= 6, 60,
                          "Slack's and Teams' triggers and resolves")
         # Reading the alerts topic gives any extra (wrong) notification time to arrive too.
         alerts = await asyncio.to_thread(read_all, kafka_bootstrap, app_env["PYNOMALY_TOPIC_ALERTS"],
