@@ -70,7 +70,7 @@ def test_streams_on_two_partitions_are_scored_and_counted(kafka_bootstrap, start
         load.flush()
         crc.flush()
         delivered = load.delivered | crc.delivered
-        scores.wait_cover(delivered, 90)
+        scores.wait_cover(delivered, 90, ENV["PYNOMALY_APP_ID"], ENV["PYNOMALY_TOPIC_EVENTS"], barrier=False)
         assert worker.proc.poll() is None, f"the worker died:\n{worker.log()[-3000:]}"
         text = scrape(int(worker.env["PYNOMALY_WEB_PORT"]))
     finally:

@@ -87,7 +87,8 @@ def test_a_resumed_zombie_writes_nothing_over_its_successor(kafka_bootstrap, sta
         for i in range(n, 2 * n):
             load.event(f"z-{i % 20:02d}", i // 20, value_of(i % 20, i // 20))
         load.flush()
-        tail.wait_cover(load.delivered, 90)
+        tail.wait_cover(load.delivered, 90, env["PYNOMALY_APP_ID"], env["PYNOMALY_TOPIC_EVENTS"],
+                        barrier=False)
         time.sleep(3.0)  # B's checkpoints and marks (interval 1 s), and its commits
         before = latest_offsets(kafka_bootstrap, settings)
         committed_before = committed_offsets(kafka_bootstrap, env["PYNOMALY_APP_ID"], env["PYNOMALY_TOPIC_EVENTS"])
