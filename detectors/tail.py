@@ -68,7 +68,13 @@ _PARAMS: dict[tuple[Any, ...], TailParams] = {}
 def tail_params(**kwargs: Any) -> TailParams:
     """The shared parameter object for these settings (validated once)."""
     probe = TailParams(**kwargs)
-    return _PARAMS.setdefault(probe.key, probe)
+    known = _PARAMS.get(probe.key)
+    if known is not None:
+        return known
+    if len(_PARAMS) > 1024:  # ad-hoc parameter sets (tests, sweeps), as rarity_params does
+        _PARAMS.clear()
+    _PARAMS[probe.key] = probe
+    return probe
 
 
 DEFAULT = tail_params()
